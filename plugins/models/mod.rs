@@ -1,0 +1,4 @@
+//! Model plugins: things that give a score.
+
+pub mod mlp_energy;
+pub mod mlp_score;

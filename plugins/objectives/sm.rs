@@ -1,0 +1,40 @@
+//! `sm`: exact score matching (Hyvärinen 2005),
+//! `E[tr(∇ₓs(x)) + ½‖s(x)‖²]`, with the trace from `D` directional second
+//! derivatives (cost grows linearly with `D`).
+
+use serde::Deserialize;
+
+use crate::autodiff::Graph;
+use crate::device::Mat;
+use crate::error::ConfigError;
+use crate::model::ScoreModel;
+use crate::objective::{exact_sm_loss, LossContext, Objective};
+use crate::registry::ObjectiveConfig;
+
+/// Settings of `sm` (none).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmConfig {}
+
+/// Exact score matching.
+pub struct ExactSm;
+
+impl Objective for ExactSm {
+    fn loss(&self, g: &mut Graph, model: &dyn ScoreModel, x: &Mat, _: &mut LossContext<'_>) -> Mat {
+        exact_sm_loss(g, model, x)
+    }
+}
+
+impl ObjectiveConfig for SmConfig {
+    fn build(&self) -> Result<Box<dyn Objective>, ConfigError> {
+        Ok(Box::new(ExactSm))
+    }
+}
+
+crate::register_plugin!(
+    ObjectiveConfig,
+    "sm",
+    "exact score matching: tr(grad s) + 1/2 |s|^2, D second derivatives per point",
+    "()",
+    SmConfig
+);

@@ -1,0 +1,1 @@
+//! Task plugins: data, batches and evaluation.

@@ -1,0 +1,295 @@
+//! Experiment files: parse, validate and build.
+//!
+//! Data flow: [`Experiment::load`] reads RON (errors carry path, line and
+//! column), [`Experiment::validate`] checks the top-level settings, and
+//! [`Experiment::build`] asks each plugin to validate its own settings and
+//! build the runtime objects ([`Built`]), prefixing any error with the
+//! component's path (`objective.ssm.projections`).
+
+use std::path::{Path, PathBuf};
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+
+use crate::device::{self, Dev};
+use crate::error::{require_at_least, require_positive, ConfigError, ExperimentError};
+use crate::model::ScoreModel;
+use crate::objective::Objective;
+use crate::projection::Projection;
+use crate::registry::{Component, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig};
+use crate::task::Task;
+
+/// Where tensors live.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// dfdx's CPU device (the default).
+    #[default]
+    Cpu,
+    /// dfdx's CUDA device; needs a build with `--features cuda`.
+    Cuda,
+}
+
+/// The optimizer and its settings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// Adam (Kingma & Ba) with bias correction.
+    Adam {
+        /// Learning rate.
+        lr: f64,
+        /// First-moment decay (default 0.9).
+        #[serde(default = "default_beta1")]
+        beta1: f64,
+        /// Second-moment decay (default 0.999).
+        #[serde(default = "default_beta2")]
+        beta2: f64,
+        /// Denominator offset (default 1e-8).
+        #[serde(default = "default_eps")]
+        eps: f64,
+    },
+    /// Stochastic gradient descent with optional momentum.
+    Sgd {
+        /// Learning rate.
+        lr: f64,
+        /// Momentum (default 0).
+        #[serde(default)]
+        momentum: f64,
+    },
+}
+
+fn default_beta1() -> f64 {
+    0.9
+}
+fn default_beta2() -> f64 {
+    0.999
+}
+fn default_eps() -> f64 {
+    1e-8
+}
+fn default_log_every() -> usize {
+    10
+}
+
+impl OptimizerConfig {
+    /// The learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr,
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        require_positive("optimizer.lr", self.lr())?;
+        match *self {
+            OptimizerConfig::Adam {
+                beta1, beta2, eps, ..
+            } => {
+                for (f, b) in [("optimizer.beta1", beta1), ("optimizer.beta2", beta2)] {
+                    if !(0.0..1.0).contains(&b) {
+                        return Err(ConfigError::new(f, format!("must be in [0, 1), got {b}")));
+                    }
+                }
+                require_positive("optimizer.eps", eps)
+            }
+            OptimizerConfig::Sgd { momentum, .. } => {
+                if !(0.0..1.0).contains(&momentum) {
+                    return Err(ConfigError::new(
+                        "optimizer.momentum",
+                        format!("must be in [0, 1), got {momentum}"),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// One experiment, as written in a RON file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// Name of the run folder under `logs/` (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Seed of every random stream (data, initialisation, projections, noise).
+    #[serde(default)]
+    pub seed: u64,
+    /// Compute device (default `Cpu`).
+    #[serde(default)]
+    pub device: DeviceChoice,
+    /// Data and evaluation.
+    pub task: Component<dyn TaskConfig>,
+    /// The score model.
+    pub model: Component<dyn ModelConfig>,
+    /// The training loss.
+    pub objective: Component<dyn ObjectiveConfig>,
+    /// Distribution of projection directions (used by sliced objectives).
+    pub projection: Component<dyn ProjectionConfig>,
+    /// Optimizer and learning rate.
+    pub optimizer: OptimizerConfig,
+    /// Points per training step.
+    pub batch_size: usize,
+    /// Training steps.
+    pub iterations: usize,
+    /// Steps between validation evaluations (and checkpoints).
+    pub eval_every: usize,
+    /// Steps between training-loss log records (default 10).
+    #[serde(default = "default_log_every")]
+    pub log_every: usize,
+    /// Clip the global gradient norm to this value (default: no clipping).
+    #[serde(default)]
+    pub grad_clip: Option<f64>,
+}
+
+/// The runtime objects an experiment describes.
+pub struct Built {
+    /// The device everything lives on.
+    pub dev: Dev,
+    /// Data and evaluation.
+    pub task: Box<dyn Task>,
+    /// The model being trained.
+    pub model: Box<dyn ScoreModel>,
+    /// The loss.
+    pub objective: Box<dyn Objective>,
+    /// The projection distribution.
+    pub projection: Box<dyn Projection>,
+}
+
+/// Derives an independent seed for one purpose from the experiment seed.
+pub fn derive_seed(seed: u64, stream: u64) -> u64 {
+    // SplitMix64 finaliser over (seed, stream).
+    let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Seed streams used by the core.
+pub mod streams {
+    /// Task data generation and splits.
+    pub const TASK: u64 = 1;
+    /// Model initialisation.
+    pub const MODEL: u64 = 2;
+    /// Batches, projections and noise during training.
+    pub const TRAIN: u64 = 3;
+}
+
+impl Experiment {
+    /// Parses RON text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ExperimentError> {
+        let exp: Experiment = ron::from_str(text).map_err(|e| ExperimentError::Parse {
+            path: path.to_path_buf(),
+            line: e.position.line,
+            column: e.position.col,
+            message: e.code.to_string(),
+        })?;
+        exp.validate().map_err(|source| ExperimentError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(exp)
+    }
+
+    /// Reads and parses an experiment file.
+    pub fn load(path: &Path) -> Result<Self, ExperimentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Checks the top-level settings (components check their own in `build`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || self.name.starts_with('.')
+        {
+            return Err(ConfigError::new(
+                "name",
+                format!(
+                    "must be a folder name of letters, digits, '-', '_' or '.', got {:?}",
+                    self.name
+                ),
+            ));
+        }
+        require_at_least("batch_size", self.batch_size, 1)?;
+        require_at_least("iterations", self.iterations, 1)?;
+        require_at_least("eval_every", self.eval_every, 1)?;
+        require_at_least("log_every", self.log_every, 1)?;
+        if let Some(c) = self.grad_clip {
+            require_positive("grad_clip", c)?;
+        }
+        self.optimizer.validate()?;
+        if self.device == DeviceChoice::Cuda && !cfg!(feature = "cuda") {
+            return Err(ConfigError::new(
+                "device",
+                "Cuda needs a build with `--features cuda` (this build computes on the CPU)",
+            ));
+        }
+        if self.device == DeviceChoice::Cpu && cfg!(feature = "cuda") {
+            return Err(ConfigError::new(
+                "device",
+                "this build computes on CUDA; set `device: Cuda` or build without `--features cuda`",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Builds the task, model, objective and projection, validating each
+    /// plugin's settings.
+    pub fn build(&self) -> Result<Built, ConfigError> {
+        let dev = device::new_device(self.seed);
+        let mut task_rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, streams::TASK));
+        let task = self
+            .task
+            .config
+            .build(&mut task_rng)
+            .map_err(|e| e.within(&format!("task.{}", self.task.name)))?;
+        let model = self.build_model(&dev, task.dim())?;
+        let objective = self
+            .objective
+            .config
+            .build()
+            .map_err(|e| e.within(&format!("objective.{}", self.objective.name)))?;
+        let projection = self
+            .projection
+            .config
+            .build()
+            .map_err(|e| e.within(&format!("projection.{}", self.projection.name)))?;
+        if objective.requires_isotropic_projection() && !projection.isotropic() {
+            return Err(ConfigError::new(
+                "projection",
+                format!(
+                    "objective `{}` needs E[vvᵀ] = I, which projection `{}` does not satisfy",
+                    self.objective.name, self.projection.name
+                ),
+            ));
+        }
+        Ok(Built {
+            dev,
+            task,
+            model,
+            objective,
+            projection,
+        })
+    }
+
+    /// Builds only the model, for data of dimension `dim` (used to reload a run).
+    pub fn build_model(&self, dev: &Dev, dim: usize) -> Result<Box<dyn ScoreModel>, ConfigError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, streams::MODEL));
+        self.model
+            .config
+            .build(dev, dim, &mut rng)
+            .map_err(|e| e.within(&format!("model.{}", self.model.name)))
+    }
+
+    /// The path of the run folder for a run started now.
+    pub fn new_run_dir(&self, logs_root: &Path) -> PathBuf {
+        let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S%.3f");
+        logs_root.join(&self.name).join(stamp.to_string())
+    }
+}

@@ -1,0 +1,40 @@
+//! # slicedscore
+//!
+//! Score matching in Rust: learn unnormalized densities and the score
+//! `∇ₓ log p(x)` of data, built around sliced score matching (SSM).
+//!
+//! How a run flows through the crate:
+//!
+//! 1. [`experiment`] reads a RON file naming a task, model, objective and
+//!    projection; [`registry`] finds each plugin by name and lets it parse its
+//!    settings, and `build` turns settings into runtime objects.
+//! 2. [`train`] loops: the [`task::Task`] gives a batch, the
+//!    [`objective::Objective`] builds a loss on an [`autodiff::Graph`] from the
+//!    [`model::ScoreModel`]'s directional terms (second derivatives by
+//!    forward-mode [`autodiff::jet`]s), one backward pass gives ∇θ, and the
+//!    optimizer steps.
+//! 3. Every evaluation interval the task's metrics go to the [`logging`]
+//!    sinks (TensorBoard events, `metrics.json`) and checkpoints are written
+//!    atomically.
+//!
+//! The core (everything in `src/`) names no plugin; the plugins
+//! (`plugins/`, compiled as [`plugins`]) register themselves.
+
+pub mod atomic_file;
+pub mod autodiff;
+pub mod device;
+pub mod error;
+pub mod experiment;
+pub mod logging;
+pub mod model;
+pub mod nn;
+pub mod objective;
+pub mod points_csv;
+pub mod projection;
+pub mod registry;
+pub mod run_loader;
+pub mod task;
+pub mod train;
+
+#[path = "../plugins/mod.rs"]
+pub mod plugins;

@@ -1,0 +1,61 @@
+//! The [`ScoreModel`] trait: anything that yields a score `s(x) = ∇ₓ log p̃(x)`.
+//!
+//! Objectives never look inside a model. They ask it for [`Terms`] along
+//! projection directions `v` (one per row): `vᵀs(x)`, `vᵀ(∇ₓs(x))v` and, when
+//! asked, the full score. Energy models get these from second-order jets of
+//! `log p̃`; score networks `h(x)` from first-order jets of `h`.
+
+use crate::autodiff::Graph;
+use crate::device::Mat;
+use crate::nn::Param;
+
+/// What kind of object a model is, which decides what objectives apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelFamily {
+    /// An unnormalized log-density `log p̃(x)`; its score is `∇ₓ log p̃`.
+    Energy,
+    /// A network `h: ℝᴰ → ℝᴰ` used directly as the score.
+    ScoreNetwork,
+}
+
+/// Per-row score-matching terms along directions `v`, as `n × 1` columns.
+pub struct Terms {
+    /// `vᵀ s(x)`.
+    pub vs: Mat,
+    /// `vᵀ (∇ₓ s(x)) v`.
+    pub vhv: Mat,
+    /// The full score `s(x)` (`n × D`) when requested.
+    pub score: Option<Mat>,
+}
+
+/// A trainable model that gives a score.
+pub trait ScoreModel {
+    /// Input dimension `D`.
+    fn dim(&self) -> usize;
+
+    /// Energy model or score network.
+    fn family(&self) -> ModelFamily;
+
+    /// Trainable parameters in a fixed order (names unique within the model).
+    fn params(&self) -> Vec<&Param>;
+
+    /// Mutable parameters in the same order as [`ScoreModel::params`].
+    fn params_mut(&mut self) -> Vec<&mut Param>;
+
+    /// The score `s(x)` (`n × D`) for `x` (`n × D`).
+    fn score(&self, g: &mut Graph, x: &Mat) -> Mat;
+
+    /// Directional terms along `v` (`n × D`, one direction per row of `x`),
+    /// and the full score too when `want_score`.
+    fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms;
+
+    /// The unnormalized log-density `log p̃(x)` (`n × 1`), for energy models.
+    fn log_density(&self, _g: &mut Graph, _x: &Mat) -> Option<Mat> {
+        None
+    }
+
+    /// Total number of trainable scalars.
+    fn num_parameters(&self) -> usize {
+        self.params().iter().map(|p| p.numel()).sum()
+    }
+}

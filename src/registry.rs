@@ -1,0 +1,202 @@
+//! The plugin registry: every task, model, objective and projection plugin
+//! registers a name, a one-line summary, an example of its RON settings and a
+//! parser for those settings with `inventory::submit!` (through the
+//! `register_*!` macros). The core never names a plugin.
+//!
+//! Data flow: an experiment file writes a component as a one-entry map,
+//! `objective: {"ssm_vr": (projections: 1)}`. [`Component`]'s deserializer
+//! reads the name, finds the plugin of that kind, and lets the plugin parse
+//! its own settings in place (through `erased-serde`), so syntax and field
+//! errors keep their line and column. The parsed settings implement a
+//! `*Config` trait whose `build` validates them and makes the runtime object.
+
+use std::fmt;
+use std::marker::PhantomData;
+
+use rand_chacha::ChaCha8Rng;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use crate::device::Dev;
+use crate::error::ConfigError;
+use crate::model::ScoreModel;
+use crate::objective::Objective;
+use crate::projection::Projection;
+use crate::task::Task;
+
+/// Settings of a task plugin, parsed from RON.
+pub trait TaskConfig: fmt::Debug {
+    /// Validates the settings and loads or generates the data.
+    fn build(&self, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError>;
+}
+
+/// Settings of a model plugin, parsed from RON.
+pub trait ModelConfig: fmt::Debug {
+    /// Validates the settings and initialises a model for data of dimension `dim`.
+    fn build(
+        &self,
+        dev: &Dev,
+        dim: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Box<dyn ScoreModel>, ConfigError>;
+}
+
+/// Settings of an objective plugin, parsed from RON.
+pub trait ObjectiveConfig: fmt::Debug {
+    /// Validates the settings and makes the objective.
+    fn build(&self) -> Result<Box<dyn Objective>, ConfigError>;
+}
+
+/// Settings of a projection plugin, parsed from RON.
+pub trait ProjectionConfig: fmt::Debug {
+    /// Validates the settings and makes the projection.
+    fn build(&self) -> Result<Box<dyn Projection>, ConfigError>;
+}
+
+/// Parses a plugin's settings from any serde deserializer.
+pub type ParseFn<C> =
+    for<'a, 'de> fn(&'a mut dyn erased_serde::Deserializer<'de>) -> Result<Box<C>, erased_serde::Error>;
+
+/// One registered plugin of config kind `C` (e.g. `dyn ModelConfig`).
+pub struct Plugin<C: ?Sized + 'static> {
+    /// The name used in experiment files.
+    pub name: &'static str,
+    /// One line for `slicedscore list`.
+    pub summary: &'static str,
+    /// Example settings in RON (what goes after the name), parsed in tests.
+    pub example: &'static str,
+    /// The settings parser.
+    pub parse: ParseFn<C>,
+}
+
+inventory::collect!(Plugin<dyn TaskConfig>);
+inventory::collect!(Plugin<dyn ModelConfig>);
+inventory::collect!(Plugin<dyn ObjectiveConfig>);
+inventory::collect!(Plugin<dyn ProjectionConfig>);
+
+/// A kind of component (task, model, objective, projection).
+pub trait ComponentKind: 'static {
+    /// Singular name of the kind, e.g. `"model"`.
+    const KIND: &'static str;
+    /// Every registered plugin of this kind, sorted by name.
+    fn plugins() -> Vec<&'static Plugin<Self>>;
+}
+
+macro_rules! component_kind {
+    ($cfg:ident, $kind:literal) => {
+        impl ComponentKind for dyn $cfg {
+            const KIND: &'static str = $kind;
+            fn plugins() -> Vec<&'static Plugin<Self>> {
+                let mut v: Vec<_> = inventory::iter::<Plugin<dyn $cfg>>.into_iter().collect();
+                v.sort_by_key(|p| p.name);
+                v
+            }
+        }
+    };
+}
+component_kind!(TaskConfig, "task");
+component_kind!(ModelConfig, "model");
+component_kind!(ObjectiveConfig, "objective");
+component_kind!(ProjectionConfig, "projection");
+
+/// Names of every registered plugin of kind `C`, sorted.
+pub fn names<C: ?Sized + ComponentKind>() -> Vec<&'static str> {
+    C::plugins().iter().map(|p| p.name).collect()
+}
+
+/// Looks up a plugin of kind `C` by name.
+pub fn find<C: ?Sized + ComponentKind>(name: &str) -> Option<&'static Plugin<C>> {
+    C::plugins().into_iter().find(|p| p.name == name)
+}
+
+/// The error text for an unknown plugin name, listing the registered ones.
+pub fn unknown_name_message<C: ?Sized + ComponentKind>(name: &str) -> String {
+    format!(
+        "unknown {} `{name}`; registered {}s: {}",
+        C::KIND,
+        C::KIND,
+        names::<C>().join(", ")
+    )
+}
+
+/// A component chosen by name in an experiment file, with its parsed settings.
+pub struct Component<C: ?Sized + ComponentKind> {
+    /// The plugin's registered name.
+    pub name: String,
+    /// Its parsed settings.
+    pub config: Box<C>,
+}
+
+impl<C: ?Sized + ComponentKind + fmt::Debug> fmt::Debug for Component<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{{{:?}: {:?}}}", self.name, self.config)
+    }
+}
+
+struct SettingsSeed<C: ?Sized + 'static>(&'static Plugin<C>);
+
+impl<'de, C: ?Sized + 'static> DeserializeSeed<'de> for SettingsSeed<C> {
+    type Value = Box<C>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Box<C>, D::Error> {
+        let mut erased = <dyn erased_serde::Deserializer>::erase(d);
+        (self.0.parse)(&mut erased)
+            .map_err(|e| de::Error::custom(format!("in settings of `{}`: {e}", self.0.name)))
+    }
+}
+
+struct ComponentVisitor<C: ?Sized>(PhantomData<fn() -> Box<C>>);
+
+impl<'de, C: ?Sized + ComponentKind> Visitor<'de> for ComponentVisitor<C> {
+    type Value = Component<C>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a {} as a one-entry map {{\"name\": (settings)}}, one of: {}",
+            C::KIND,
+            names::<C>().join(", ")
+        )
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Component<C>, A::Error> {
+        let name: String = map
+            .next_key()?
+            .ok_or_else(|| de::Error::custom(format!("empty {} map: name one plugin", C::KIND)))?;
+        let plugin = find::<C>(&name)
+            .ok_or_else(|| de::Error::custom(unknown_name_message::<C>(&name)))?;
+        let config = map.next_value_seed(SettingsSeed(plugin))?;
+        if let Some(extra) = map.next_key::<String>()? {
+            return Err(de::Error::custom(format!(
+                "a {} names exactly one plugin; found a second entry `{extra}`",
+                C::KIND
+            )));
+        }
+        Ok(Component { name, config })
+    }
+}
+
+impl<'de, C: ?Sized + ComponentKind> Deserialize<'de> for Component<C> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ComponentVisitor(PhantomData))
+    }
+}
+
+/// Registers a plugin: `register_plugin!(ModelConfig, "mlp_score", "summary",
+/// "(hidden: [64])", MlpScoreConfig);` where the config type implements
+/// `serde::Deserialize` and the named config trait.
+#[macro_export]
+macro_rules! register_plugin {
+    ($kind:ident, $name:literal, $summary:literal, $example:literal, $cfg:ty) => {
+        inventory::submit! {
+            $crate::registry::Plugin::<dyn $crate::registry::$kind> {
+                name: $name,
+                summary: $summary,
+                example: $example,
+                parse: |d| {
+                    let c: $cfg = erased_serde::deserialize(d)?;
+                    Ok(Box::new(c))
+                },
+            }
+        }
+    };
+}

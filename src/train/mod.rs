@@ -1,0 +1,359 @@
+//! The training loop: batches → loss → one backward pass → optimizer step,
+//! with validation, checkpoints, TensorBoard scalars and `metrics.json`.
+//!
+//! Run folder `logs/<experiment>/<timestamp>/` holds: `experiment.ron` (the
+//! file as given), TensorBoard event files, `metrics.json` (rewritten
+//! atomically at every evaluation and at the end), `last.safetensors` and
+//! `best.safetensors` (atomic; best by the task's selection metric on the
+//! validation split). A non-finite loss or gradient stops the run with the
+//! step number; the checkpoints from the last good evaluation stay intact.
+
+pub mod checkpoint;
+pub mod optim;
+pub mod status;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::autodiff::Graph;
+use crate::device;
+use crate::error::ExperimentError;
+use crate::experiment::{derive_seed, streams, Built, Experiment};
+use crate::logging::{LogError, Logger, TensorBoardLogger};
+use crate::objective::LossContext;
+use crate::task::{Metrics, Split};
+use checkpoint::CheckpointError;
+use optim::{clip_global_norm, global_norm, Optimizer};
+use status::RunStatus;
+
+/// File name of the last checkpoint in a run folder.
+pub const LAST_CHECKPOINT: &str = "last.safetensors";
+/// File name of the best checkpoint in a run folder.
+pub const BEST_CHECKPOINT: &str = "best.safetensors";
+/// File name of the copy of the experiment in a run folder.
+pub const EXPERIMENT_COPY: &str = "experiment.ron";
+/// File name of the machine-readable metrics in a run folder.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// How to run (not part of the experiment itself).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Root of the run folders (default `logs`).
+    pub logs_root: PathBuf,
+    /// Use exactly this run folder instead of `<logs_root>/<name>/<timestamp>`.
+    pub run_dir: Option<PathBuf>,
+    /// Draw a progress bar on the terminal.
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            logs_root: PathBuf::from("logs"),
+            run_dir: None,
+            progress: true,
+        }
+    }
+}
+
+/// Why a run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The experiment file is unreadable or invalid.
+    #[error(transparent)]
+    Experiment(#[from] ExperimentError),
+    /// A file in the run folder could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A checkpoint could not be written or read.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// TensorBoard or metrics logging failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The loss, gradient or a validation metric became NaN or infinite.
+    #[error("{what} is {value} at step {step}; stopped (the last good checkpoint is kept in {run_dir})")]
+    NonFinite {
+        /// Training step (1-based).
+        step: u64,
+        /// Which quantity.
+        what: String,
+        /// Its value.
+        value: f64,
+        /// The run folder.
+        run_dir: PathBuf,
+    },
+}
+
+/// What a finished run reports.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run folder.
+    pub run_dir: PathBuf,
+    /// Step of the best validation evaluation.
+    pub best_step: u64,
+    /// Validation metrics at the best step.
+    pub best: Metrics,
+    /// Test metrics of the best checkpoint.
+    pub test: Metrics,
+    /// Last training loss.
+    pub final_loss: f64,
+    /// Mean seconds per training step (excluding evaluation).
+    pub seconds_per_iteration: f64,
+}
+
+/// Loads, builds and trains the experiment in `path`.
+pub fn run_file(path: &Path, opts: &RunOptions) -> Result<RunSummary, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ExperimentError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let exp = Experiment::parse(&text, path)?;
+    let built = exp.build().map_err(|source| ExperimentError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    train(&exp, &text, built, opts)
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |source| TrainError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn progress_bar(iterations: u64, visible: bool) -> ProgressBar {
+    let pb = ProgressBar::new(iterations);
+    if !visible {
+        pb.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    pb.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .expect("valid progress template")
+        .progress_chars("=> "),
+    );
+    pb
+}
+
+/// Trains an already built experiment; `source_text` is copied into the run folder.
+pub fn train(
+    exp: &Experiment,
+    source_text: &str,
+    built: Built,
+    opts: &RunOptions,
+) -> Result<RunSummary, TrainError> {
+    let run_dir = opts
+        .run_dir
+        .clone()
+        .unwrap_or_else(|| exp.new_run_dir(&opts.logs_root));
+    std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+    let copy = run_dir.join(EXPERIMENT_COPY);
+    crate::atomic_file::write_atomic(&copy, source_text.as_bytes()).map_err(io_err(&copy))?;
+    let mut tb = TensorBoardLogger::create(&run_dir)?;
+    let mut looper = Loop::new(exp, built, run_dir);
+    let result = looper.run(&mut tb, opts.progress);
+    if let Err(e) = &result {
+        looper.status.fail(e.to_string());
+        // Best effort: the original error matters more than a logging failure.
+        let _ = looper.write_status();
+    }
+    tb.flush()?;
+    result
+}
+
+struct Loop<'e> {
+    exp: &'e Experiment,
+    built: Built,
+    run_dir: PathBuf,
+    rng: ChaCha8Rng,
+    opt: Optimizer,
+    status: RunStatus,
+    best: Option<(u64, f64)>,
+}
+
+impl<'e> Loop<'e> {
+    fn new(exp: &'e Experiment, built: Built, run_dir: PathBuf) -> Self {
+        let status = RunStatus::new(exp, built.task.selection_metric(), &run_dir);
+        Self {
+            exp,
+            rng: ChaCha8Rng::seed_from_u64(derive_seed(exp.seed, streams::TRAIN)),
+            opt: Optimizer::new(exp.optimizer.clone()),
+            built,
+            run_dir,
+            status,
+            best: None,
+        }
+    }
+
+    fn write_status(&self) -> Result<(), TrainError> {
+        let path = self.run_dir.join(METRICS_FILE);
+        crate::logging::write_metrics(&path, &self.status.to_json())?;
+        Ok(())
+    }
+
+    fn save(&self, file: &str, step: u64) -> Result<(), TrainError> {
+        let mut meta = HashMap::new();
+        meta.insert("step".to_string(), step.to_string());
+        meta.insert("dim".to_string(), self.built.task.dim().to_string());
+        meta.insert("experiment".to_string(), self.exp.name.clone());
+        let params = self.built.model.params();
+        checkpoint::save(&self.run_dir.join(file), &params, Some(&self.opt), meta)?;
+        Ok(())
+    }
+
+    fn non_finite(&self, step: u64, what: &str, value: f64) -> TrainError {
+        TrainError::NonFinite {
+            step,
+            what: what.to_string(),
+            value,
+            run_dir: self.run_dir.clone(),
+        }
+    }
+
+    fn run(&mut self, tb: &mut dyn Logger, progress: bool) -> Result<RunSummary, TrainError> {
+        let exp = self.exp;
+        let iterations = exp.iterations as u64;
+        let dim = self.built.task.dim();
+        let bs = exp.batch_size;
+        let selection = self.built.task.selection_metric();
+        tracing::info!(
+            "{}: {} | model {} ({} parameters) | objective {} | projection {} | device {}",
+            exp.name,
+            self.built.task.describe(),
+            exp.model.name,
+            self.built.model.num_parameters(),
+            exp.objective.name,
+            exp.projection.name,
+            device::device_name()
+        );
+        tracing::info!("run folder: {}", self.run_dir.display());
+        self.save(LAST_CHECKPOINT, 0)?;
+        self.write_status()?;
+
+        let pb = progress_bar(iterations, progress);
+        let mut train_time = Duration::ZERO;
+        let mut window = (Duration::ZERO, 0u32);
+        let mut last_loss = f64::NAN;
+        for step in 1..=iterations {
+            let started = Instant::now();
+            let batch = self.built.task.train_batch(&mut self.rng, bs);
+            assert_eq!(batch.len(), bs * dim, "task returned a batch of the wrong size");
+            let mut g = Graph::tracking(&self.built.dev);
+            let x = g.constant(batch, bs, dim);
+            let loss = {
+                let mut ctx = LossContext {
+                    projection: &*self.built.projection,
+                    rng: &mut self.rng,
+                };
+                self.built
+                    .objective
+                    .loss(&mut g, &*self.built.model, &x, &mut ctx)
+            };
+            let loss_value = device::scalar(&loss);
+            if !loss_value.is_finite() {
+                pb.abandon();
+                return Err(self.non_finite(step, "training loss", loss_value));
+            }
+            let mut grads = {
+                let params = self.built.model.params();
+                let values: Vec<_> = params.iter().map(|p| &p.value).collect();
+                g.backward(&loss, &values)
+            };
+            let grad_norm = match exp.grad_clip {
+                Some(c) => clip_global_norm(&mut grads, c),
+                None => global_norm(&grads),
+            };
+            if !grad_norm.is_finite() {
+                pb.abandon();
+                return Err(self.non_finite(step, "gradient norm", grad_norm));
+            }
+            self.opt.step(self.built.model.params_mut(), &grads);
+            let dt = started.elapsed();
+            train_time += dt;
+            window.0 += dt;
+            window.1 += 1;
+            last_loss = loss_value;
+            if step % exp.log_every as u64 == 0 || step == 1 {
+                tb.scalar("train/loss", step, loss_value)?;
+                tb.scalar("train/grad_norm", step, grad_norm)?;
+                tb.scalar("train/learning_rate", step, self.opt.lr())?;
+                let spi = window.0.as_secs_f64() / window.1 as f64;
+                tb.scalar("train/seconds_per_iteration", step, spi)?;
+                window = (Duration::ZERO, 0);
+                pb.set_message(format!("loss {loss_value:.4}"));
+            }
+            pb.inc(1);
+            if step % exp.eval_every as u64 == 0 || step == iterations {
+                let metrics = self
+                    .built
+                    .task
+                    .evaluate(&self.built.dev, &*self.built.model, Split::Validation);
+                for (k, v) in &metrics {
+                    tb.scalar(&format!("val/{k}"), step, *v)?;
+                }
+                let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
+                if !sel.is_finite() {
+                    pb.abandon();
+                    return Err(self.non_finite(step, &format!("validation {selection}"), sel));
+                }
+                self.save(LAST_CHECKPOINT, step)?;
+                let improved = self.best.is_none_or(|(_, b)| sel < b);
+                if improved {
+                    self.best = Some((step, sel));
+                    self.save(BEST_CHECKPOINT, step)?;
+                }
+                let spi = train_time.as_secs_f64() / step as f64;
+                self.status
+                    .record_eval(step, loss_value, spi, &metrics, improved);
+                self.write_status()?;
+                tb.flush()?;
+                pb.set_message(format!(
+                    "loss {loss_value:.4} | val {selection} {sel:.4}"
+                ));
+            }
+        }
+        pb.finish();
+
+        let (best_step, _) = self.best.expect("evaluated at the last step");
+        let ckpt = checkpoint::Checkpoint::read(&self.run_dir.join(BEST_CHECKPOINT))?;
+        ckpt.load_params(&self.built.dev, self.built.model.params_mut())?;
+        let test = self
+            .built
+            .task
+            .evaluate(&self.built.dev, &*self.built.model, Split::Test);
+        for (k, v) in &test {
+            tb.scalar(&format!("test/{k}"), iterations, *v)?;
+        }
+        self.status.finish(best_step, &test);
+        self.write_status()?;
+        let seconds_per_iteration = train_time.as_secs_f64() / iterations as f64;
+        tracing::info!(
+            "finished: best step {best_step}; test {}",
+            test.iter()
+                .map(|(k, v)| format!("{k} {v:.5}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(RunSummary {
+            run_dir: self.run_dir.clone(),
+            best_step,
+            best: self.status.best_metrics(),
+            test,
+            final_loss: last_loss,
+            seconds_per_iteration,
+        })
+    }
+}
