@@ -36,7 +36,12 @@ pub fn new_device(seed: u64) -> Dev {
 /// # Panics
 /// If `data.len() != rows * cols`; callers check shapes before this point.
 pub fn to_mat(dev: &Dev, data: Vec<f64>, rows: usize, cols: usize) -> Mat {
-    assert_eq!(data.len(), rows * cols, "to_mat: {} values for a {rows}×{cols} matrix", data.len());
+    assert_eq!(
+        data.len(),
+        rows * cols,
+        "to_mat: {} values for a {rows}×{cols} matrix",
+        data.len()
+    );
     dev.tensor_from_vec(data, (rows, cols))
 }
 

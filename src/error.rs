@@ -36,7 +36,10 @@ impl ConfigError {
 /// Checks `value ≥ min` for a count, naming `field` otherwise.
 pub fn require_at_least(field: &str, value: usize, min: usize) -> Result<(), ConfigError> {
     if value < min {
-        return Err(ConfigError::new(field, format!("must be ≥ {min}, got {value}")));
+        return Err(ConfigError::new(
+            field,
+            format!("must be ≥ {min}, got {value}"),
+        ));
     }
     Ok(())
 }
@@ -44,7 +47,10 @@ pub fn require_at_least(field: &str, value: usize, min: usize) -> Result<(), Con
 /// Checks that `value` is finite and `> 0`, naming `field` otherwise.
 pub fn require_positive(field: &str, value: f64) -> Result<(), ConfigError> {
     if !(value.is_finite() && value > 0.0) {
-        return Err(ConfigError::new(field, format!("must be finite and > 0, got {value}")));
+        return Err(ConfigError::new(
+            field,
+            format!("must be finite and > 0, got {value}"),
+        ));
     }
     Ok(())
 }

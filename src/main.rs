@@ -71,7 +71,10 @@ fn list_kind<C: ?Sized + ComponentKind>(out: &mut String) {
     out.push_str(&format!("{}s:\n", C::KIND));
     for p in C::plugins() {
         out.push_str(&format!("  {:<12} {}\n", p.name, p.summary));
-        out.push_str(&format!("  {:<12} e.g. {{\"{}\": {}}}\n", "", p.name, p.example));
+        out.push_str(&format!(
+            "  {:<12} e.g. {{\"{}\": {}}}\n",
+            "", p.name, p.example
+        ));
     }
 }
 

@@ -24,8 +24,13 @@ pub struct LossContext<'a> {
 /// A training loss for score models.
 pub trait Objective {
     /// The mean loss over the batch `x` (`n × D`) as a `1 × 1` matrix on `g`.
-    fn loss(&self, g: &mut Graph, model: &dyn ScoreModel, x: &Mat, ctx: &mut LossContext<'_>)
-        -> Mat;
+    fn loss(
+        &self,
+        g: &mut Graph,
+        model: &dyn ScoreModel,
+        x: &Mat,
+        ctx: &mut LossContext<'_>,
+    ) -> Mat;
 
     /// Whether the loss is only valid for projections with `E[vvᵀ] = I`.
     fn requires_isotropic_projection(&self) -> bool {

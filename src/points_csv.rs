@@ -59,7 +59,10 @@ pub fn parse_points(text: &str, dim: usize, path: &Path) -> Result<Vec<f64>, Poi
             return Err(PointsError::Row {
                 path: path.to_path_buf(),
                 line: i + 1,
-                message: format!("expected {dim} values (the model's dimension), found {}", values.len()),
+                message: format!(
+                    "expected {dim} values (the model's dimension), found {}",
+                    values.len()
+                ),
             });
         }
         if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
@@ -114,12 +117,18 @@ mod tests {
         let v = parse_points("x0,x1\n1,2\n\n3.5,-4e-1\n", 2, p).unwrap();
         assert_eq!(v, vec![1.0, 2.0, 3.5, -0.4]);
         let e = parse_points("1,2\n1,2,3\n", 2, p).unwrap_err().to_string();
-        assert!(e.contains("p.csv:2") && e.contains("expected 2 values"), "{e}");
+        assert!(
+            e.contains("p.csv:2") && e.contains("expected 2 values"),
+            "{e}"
+        );
         let e = parse_points("1,2\n1,x\n", 2, p).unwrap_err().to_string();
         assert!(e.contains("p.csv:2") && e.contains("not a number"), "{e}");
         let e = parse_points("1,NaN\n", 2, p).unwrap_err().to_string();
         assert!(e.contains("not finite"), "{e}");
-        assert!(matches!(parse_points("a,b\n", 2, p), Err(PointsError::Empty { .. })));
+        assert!(matches!(
+            parse_points("a,b\n", 2, p),
+            Err(PointsError::Empty { .. })
+        ));
     }
 
     #[test]

@@ -54,8 +54,9 @@ pub trait ProjectionConfig: fmt::Debug {
 }
 
 /// Parses a plugin's settings from any serde deserializer.
-pub type ParseFn<C> =
-    for<'a, 'de> fn(&'a mut dyn erased_serde::Deserializer<'de>) -> Result<Box<C>, erased_serde::Error>;
+pub type ParseFn<C> = for<'a, 'de> fn(
+    &'a mut dyn erased_serde::Deserializer<'de>,
+) -> Result<Box<C>, erased_serde::Error>;
 
 /// One registered plugin of config kind `C` (e.g. `dyn ModelConfig`).
 pub struct Plugin<C: ?Sized + 'static> {
@@ -162,8 +163,8 @@ impl<'de, C: ?Sized + ComponentKind> Visitor<'de> for ComponentVisitor<C> {
         let name: String = map
             .next_key()?
             .ok_or_else(|| de::Error::custom(format!("empty {} map: name one plugin", C::KIND)))?;
-        let plugin = find::<C>(&name)
-            .ok_or_else(|| de::Error::custom(unknown_name_message::<C>(&name)))?;
+        let plugin =
+            find::<C>(&name).ok_or_else(|| de::Error::custom(unknown_name_message::<C>(&name)))?;
         let config = map.next_value_seed(SettingsSeed(plugin))?;
         if let Some(extra) = map.next_key::<String>()? {
             return Err(de::Error::custom(format!(

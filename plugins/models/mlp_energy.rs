@@ -59,9 +59,9 @@ impl MlpEnergy {
         let n = device::shape(x).0;
         // d(log p̃)/dE = −1: seeding the VJP with −1 gives ∇ₓ log p̃ directly.
         let seed = want_score.then(|| g.filled(n, 1, -1.0));
-        let (e, score) = self
-            .net
-            .jet_vjp(g, Jet::seed(x.clone(), v.cloned(), order), seed.as_ref());
+        let (e, score) =
+            self.net
+                .jet_vjp(g, Jet::seed(x.clone(), v.cloned(), order), seed.as_ref());
         (e.scale(g, -1.0), score)
     }
 }

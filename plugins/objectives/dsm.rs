@@ -51,7 +51,13 @@ pub struct Dsm {
 }
 
 impl Objective for Dsm {
-    fn loss(&self, g: &mut Graph, model: &dyn ScoreModel, x: &Mat, ctx: &mut LossContext<'_>) -> Mat {
+    fn loss(
+        &self,
+        g: &mut Graph,
+        model: &dyn ScoreModel,
+        x: &Mat,
+        ctx: &mut LossContext<'_>,
+    ) -> Mat {
         let (n, d) = device::shape(x);
         let rows = n * self.noise_samples;
         let xr = repeat_rows(g, x, self.noise_samples);

@@ -31,7 +31,13 @@ pub struct SsmVr {
 }
 
 impl Objective for SsmVr {
-    fn loss(&self, g: &mut Graph, model: &dyn ScoreModel, x: &Mat, ctx: &mut LossContext<'_>) -> Mat {
+    fn loss(
+        &self,
+        g: &mut Graph,
+        model: &dyn ScoreModel,
+        x: &Mat,
+        ctx: &mut LossContext<'_>,
+    ) -> Mat {
         let (n, d) = device::shape(x);
         let xr = repeat_rows(g, x, self.projections);
         let v = draw_directions(g, ctx, n * self.projections, d);

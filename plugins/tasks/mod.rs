@@ -1,1 +1,3 @@
 //! Task plugins: data, batches and evaluation.
+
+pub mod synthetic;

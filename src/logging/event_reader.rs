@@ -219,7 +219,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, EventReadError> {
 /// The TFRecord masked CRC32C.
 fn masked_crc(bytes: &[u8]) -> u32 {
     let crc = crc32c::crc32c(bytes);
-    ((crc >> 15) | (crc << 17)).wrapping_add(0xa282_ead8)
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 /// Header (8 + 4) plus footer (4) bytes around each record's data.

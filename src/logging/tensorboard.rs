@@ -9,6 +9,13 @@
 //! logger refuses further records. The panic message is still printed to
 //! stderr by the default panic hook.
 //!
+//! Limits of that guard: a write failure in the background thread is only
+//! noticed on a later call, and records sent in between are lost. If the
+//! event file cannot even be created and the thread dies within the few
+//! microseconds `SummaryWriter::new` takes, tensorboard-rs panics inside a
+//! destructor during unwinding and the process aborts; the writability probe
+//! in [`TensorBoardLogger::create`] makes that failure unlikely.
+//!
 //! Flushing is asynchronous in `tensorboard-rs`: [`Logger::flush`] only asks
 //! the background thread to flush. [`TensorBoardLogger::close`] (or dropping
 //! the logger) waits for the thread, after which every record is in the file.
@@ -219,13 +226,22 @@ fn unix_time() -> Duration {
         .unwrap_or_default()
 }
 
+/// Describe a panic caught from tensorboard-rs.
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        format!("tensorboard-rs panicked: {s:?}")
+    let text = if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
-        format!("tensorboard-rs panicked: {s:?}")
+        s.clone()
     } else {
-        "tensorboard-rs panicked".to_string()
+        String::new()
+    };
+    if text.contains("SendError") {
+        // Our thread only sees the closed channel; the cause is elsewhere.
+        "its background thread died (probably an I/O error writing the event file; \
+         its panic message is on stderr), records since then are lost"
+            .to_string()
+    } else {
+        format!("tensorboard-rs panicked: {text:?}")
     }
 }
 
@@ -248,7 +264,10 @@ mod tests {
         assert_eq!(files.len(), 1, "{files:?}");
         let name = files[0].file_name().unwrap().to_str().unwrap().to_string();
         assert!(name.starts_with("events.out.tfevents."), "{name}");
-        assert!(name.ends_with(&format!(".{}.0", std::process::id())), "{name}");
+        assert!(
+            name.ends_with(&format!(".{}.0", std::process::id())),
+            "{name}"
+        );
         let scalars = read_scalars(&files[0]).unwrap();
         assert_eq!(scalars.len(), 2);
         assert_eq!((scalars[0].step, scalars[0].value), (0, 0.0));
@@ -273,7 +292,16 @@ mod tests {
             .iter()
             .flat_map(|e| e.values.iter().map(move |v| (e.step, v)))
             .filter_map(|(step, v)| match &v.kind {
-                ValueKind::Image { png, .. } => Some((step, v.tag.clone(), png.clone())),
+                ValueKind::Image {
+                    png,
+                    width: w,
+                    height: h,
+                } => {
+                    // tensorboard-rs 0.5.9 swaps the header fields (the PNG
+                    // itself is right); TensorBoard shows the PNG.
+                    assert_eq!((*w, *h), (height as i32, width as i32));
+                    Some((step, v.tag.clone(), png.clone()))
+                }
                 _ => None,
             })
             .collect();

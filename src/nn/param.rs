@@ -34,7 +34,13 @@ impl Param {
     }
 
     /// A parameter of shape `rows × cols` filled with `value`.
-    pub fn filled(dev: &Dev, name: impl Into<String>, rows: usize, cols: usize, value: f64) -> Self {
+    pub fn filled(
+        dev: &Dev,
+        name: impl Into<String>,
+        rows: usize,
+        cols: usize,
+        value: f64,
+    ) -> Self {
         Self {
             name: name.into(),
             value: crate::device::to_mat(dev, vec![value; rows * cols], rows, cols),

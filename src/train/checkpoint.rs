@@ -73,12 +73,11 @@ pub fn save(
             (n.clone(), view)
         })
         .collect();
-    let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| {
-        CheckpointError::Format {
+    let bytes =
+        safetensors::serialize(views, &Some(metadata)).map_err(|e| CheckpointError::Format {
             path: path.to_path_buf(),
             message: e.to_string(),
-        }
-    })?;
+        })?;
     crate::atomic_file::write_atomic(path, &bytes).map_err(|source| CheckpointError::Io {
         path: path.to_path_buf(),
         source,

@@ -82,7 +82,9 @@ pub enum TrainError {
     #[error(transparent)]
     Log(#[from] LogError),
     /// The loss, gradient or a validation metric became NaN or infinite.
-    #[error("{what} is {value} at step {step}; stopped (the last good checkpoint is kept in {run_dir})")]
+    #[error(
+        "{what} is {value} at step {step}; stopped (the last good checkpoint is kept in {run_dir})"
+    )]
     NonFinite {
         /// Training step (1-based).
         step: u64,
@@ -170,7 +172,8 @@ pub fn train(
         // Best effort: the original error matters more than a logging failure.
         let _ = looper.write_status();
     }
-    tb.flush()?;
+    // `close` waits until the event file is written; `flush` only asks.
+    tb.close()?;
     result
 }
 
@@ -250,7 +253,11 @@ impl<'e> Loop<'e> {
         for step in 1..=iterations {
             let started = Instant::now();
             let batch = self.built.task.train_batch(&mut self.rng, bs);
-            assert_eq!(batch.len(), bs * dim, "task returned a batch of the wrong size");
+            assert_eq!(
+                batch.len(),
+                bs * dim,
+                "task returned a batch of the wrong size"
+            );
             let mut g = Graph::tracking(&self.built.dev);
             let x = g.constant(batch, bs, dim);
             let loss = {
@@ -297,10 +304,11 @@ impl<'e> Loop<'e> {
             }
             pb.inc(1);
             if step % exp.eval_every as u64 == 0 || step == iterations {
-                let metrics = self
-                    .built
-                    .task
-                    .evaluate(&self.built.dev, &*self.built.model, Split::Validation);
+                let metrics = self.built.task.evaluate(
+                    &self.built.dev,
+                    &*self.built.model,
+                    Split::Validation,
+                );
                 for (k, v) in &metrics {
                     tb.scalar(&format!("val/{k}"), step, *v)?;
                 }
@@ -320,9 +328,7 @@ impl<'e> Loop<'e> {
                     .record_eval(step, loss_value, spi, &metrics, improved);
                 self.write_status()?;
                 tb.flush()?;
-                pb.set_message(format!(
-                    "loss {loss_value:.4} | val {selection} {sel:.4}"
-                ));
+                pb.set_message(format!("loss {loss_value:.4} | val {selection} {sel:.4}"));
             }
         }
         pb.finish();

@@ -74,6 +74,9 @@ pub fn identity(n: usize) -> Vec<f64> {
 }
 
 /// Transpose of the `rows × cols` matrix `a` (a `cols × rows` matrix).
+///
+/// # Errors
+/// [`LinalgError::DimensionMismatch`] if `a.len() != rows · cols`.
 pub fn transpose(a: &[f64], rows: usize, cols: usize) -> Result<Vec<f64>, LinalgError> {
     check_len("transpose: a", a, rows, cols)?;
     let mut t = vec![0.0; a.len()];
@@ -86,6 +89,9 @@ pub fn transpose(a: &[f64], rows: usize, cols: usize) -> Result<Vec<f64>, Linalg
 }
 
 /// Product `A B` of the `n × k` matrix `a` and the `k × m` matrix `b` (an `n × m` matrix).
+///
+/// # Errors
+/// [`LinalgError::DimensionMismatch`] if a slice length does not match its sizes.
 pub fn mat_mul(
     a: &[f64],
     b: &[f64],
@@ -112,6 +118,9 @@ pub fn mat_mul(
 }
 
 /// Product `A x` of the `rows × cols` matrix `a` and the vector `x` (length `cols`).
+///
+/// # Errors
+/// [`LinalgError::DimensionMismatch`] if a slice length does not match its sizes.
 pub fn mat_vec(a: &[f64], rows: usize, cols: usize, x: &[f64]) -> Result<Vec<f64>, LinalgError> {
     check_len("mat_vec: a", a, rows, cols)?;
     check_len("mat_vec: x", x, cols, 1)?;
@@ -129,6 +138,9 @@ pub fn mat_vec(a: &[f64], rows: usize, cols: usize, x: &[f64]) -> Result<Vec<f64
 /// Determinant of the `n × n` matrix `a`, by LU decomposition with partial pivoting.
 ///
 /// Returns exactly `0.0` when elimination meets an exactly zero column.
+///
+/// # Errors
+/// [`LinalgError::DimensionMismatch`] if `a.len() != n²`.
 pub fn determinant(a: &[f64], n: usize) -> Result<f64, LinalgError> {
     check_len("determinant: a", a, n, n)?;
     let mut m = a.to_vec();
@@ -136,7 +148,10 @@ pub fn determinant(a: &[f64], n: usize) -> Result<f64, LinalgError> {
     for j in 0..n {
         let (p, pmax) = (j..n)
             .map(|i| (i, m[i * n + j].abs()))
-            .fold((j, -1.0), |best, cur| if cur.1 > best.1 { cur } else { best });
+            .fold(
+                (j, -1.0),
+                |best, cur| if cur.1 > best.1 { cur } else { best },
+            );
         if pmax == 0.0 {
             return Ok(0.0);
         }
@@ -169,9 +184,11 @@ pub fn determinant(a: &[f64], n: usize) -> Result<f64, LinalgError> {
 /// which gives the `Q` of a QR factorization whose `R` has a positive diagonal
 /// and is hence Haar on the orthogonal group, then negates the first column if
 /// the determinant is `−1`. A numerically singular draw (probability zero in
-/// exact arithmetic) is redrawn; after 16 such draws the call fails with
-/// [`LinalgError::Degenerate`]. For `n = 0` it returns an empty matrix and
+/// exact arithmetic) is redrawn. For `n = 0` it returns an empty matrix and
 /// draws nothing.
+///
+/// # Errors
+/// [`LinalgError::Degenerate`] after 16 numerically singular draws in a row.
 pub fn random_rotation<R: Rng + ?Sized>(rng: &mut R, n: usize) -> Result<Vec<f64>, LinalgError> {
     const ATTEMPTS: usize = 16;
     for _ in 0..ATTEMPTS {
@@ -244,10 +261,13 @@ impl Cholesky {
     /// Factorizes the `n × n` matrix `a`.
     ///
     /// Only the lower triangle (diagonal included) of `a` is read; the matrix is
-    /// assumed symmetric. Fails with [`LinalgError::DimensionMismatch`] if
-    /// `a.len() != n²`, [`LinalgError::NotFinite`] if a lower-triangle entry is
-    /// NaN or infinite, and [`LinalgError::NotPositiveDefinite`] if a pivot is
-    /// not strictly positive (including numerically semidefinite matrices).
+    /// assumed symmetric.
+    ///
+    /// # Errors
+    /// [`LinalgError::DimensionMismatch`] if `a.len() != n²`,
+    /// [`LinalgError::NotFinite`] if a lower-triangle entry is NaN or infinite,
+    /// and [`LinalgError::NotPositiveDefinite`] if a pivot is not strictly
+    /// positive (including numerically semidefinite matrices).
     pub fn new(a: &[f64], n: usize) -> Result<Self, LinalgError> {
         check_len("cholesky: a", a, n, n)?;
         for i in 0..n {
@@ -289,7 +309,9 @@ impl Cholesky {
 
     /// `log det A = 2 Σᵢ log Lᵢᵢ`.
     pub fn log_det(&self) -> f64 {
-        2.0 * (0..self.n).map(|i| self.l[i * self.n + i].ln()).sum::<f64>()
+        2.0 * (0..self.n)
+            .map(|i| self.l[i * self.n + i].ln())
+            .sum::<f64>()
     }
 
     fn check_vec(&self, what: &str, v: &[f64]) {
@@ -324,11 +346,8 @@ impl Cholesky {
         self.check_vec("solve_upper_in_place", b);
         let n = self.n;
         for i in (0..n).rev() {
-            let mut s = b[i];
-            for k in i + 1..n {
-                s -= self.l[k * n + i] * b[k];
-            }
-            b[i] = s / self.l[i * n + i];
+            let dot: f64 = (i + 1..n).map(|k| self.l[k * n + i] * b[k]).sum();
+            b[i] = (b[i] - dot) / self.l[i * n + i];
         }
     }
 
@@ -415,7 +434,10 @@ mod tests {
             }
             let lt = transpose(l, n, n).unwrap();
             let llt = mat_mul(l, &lt, n, n, n).unwrap();
-            assert!(max_abs_diff(&llt, &a) < 1e-10 * n as f64, "L Lᵀ ≠ A for n = {n}");
+            assert!(
+                max_abs_diff(&llt, &a) < 1e-10 * n as f64,
+                "L Lᵀ ≠ A for n = {n}"
+            );
         }
     }
 
@@ -527,7 +549,11 @@ mod tests {
             let q2 = random_rotation(&mut ChaCha8Rng::seed_from_u64(5), n).unwrap();
             assert_eq!(q, q2, "same seed must give the same rotation");
             let q3 = random_rotation(&mut ChaCha8Rng::seed_from_u64(6), n).unwrap();
-            assert_ne!(q, q3, "different seeds must give different rotations");
+            if n == 1 {
+                assert_eq!(q, vec![1.0], "SO(1) is {{1}}");
+            } else {
+                assert_ne!(q, q3, "different seeds must give different rotations");
+            }
         }
         assert!(random_rotation(&mut ChaCha8Rng::seed_from_u64(0), 0)
             .unwrap()

@@ -1,0 +1,176 @@
+//! The registry: expected plugins are registered once each, every plugin's
+//! example settings parse and build, every experiment file in
+//! `experiments/` parses and builds, and unknown names list the known ones.
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use slicedscore::device;
+use slicedscore::experiment::Experiment;
+use slicedscore::registry::{
+    names, Component, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
+};
+
+fn no_duplicates<C: ?Sized + ComponentKind>() {
+    let n = names::<C>();
+    let mut d = n.clone();
+    d.dedup();
+    assert_eq!(n, d, "duplicate {} names", C::KIND);
+}
+
+#[test]
+fn expected_plugins_are_registered_once() {
+    let has = |all: Vec<&str>, want: &[&str]| {
+        for w in want {
+            assert!(all.contains(w), "{w} not registered; have {all:?}");
+        }
+    };
+    has(names::<dyn TaskConfig>(), &["synthetic"]);
+    has(names::<dyn ModelConfig>(), &["mlp_energy", "mlp_score"]);
+    has(
+        names::<dyn ObjectiveConfig>(),
+        &["dsm", "sm", "ssm", "ssm_vr"],
+    );
+    has(
+        names::<dyn ProjectionConfig>(),
+        &["gaussian", "rademacher", "sphere"],
+    );
+    no_duplicates::<dyn TaskConfig>();
+    no_duplicates::<dyn ModelConfig>();
+    no_duplicates::<dyn ObjectiveConfig>();
+    no_duplicates::<dyn ProjectionConfig>();
+}
+
+fn parse<C: ?Sized + ComponentKind>(name: &str, example: &str) -> Component<C> {
+    ron::from_str(&format!("{{\"{name}\": {example}}}"))
+        .unwrap_or_else(|e| panic!("{} {name}: example {example} does not parse: {e}", C::KIND))
+}
+
+#[test]
+fn every_plugin_example_parses_and_builds() {
+    let dev = device::new_device(0);
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    for p in <dyn TaskConfig>::plugins() {
+        let c = parse::<dyn TaskConfig>(p.name, p.example);
+        c.config.build(&mut rng).unwrap();
+    }
+    for p in <dyn ModelConfig>::plugins() {
+        let c = parse::<dyn ModelConfig>(p.name, p.example);
+        let m = c.config.build(&dev, 3, &mut rng).unwrap();
+        assert_eq!(m.dim(), 3);
+        assert!(m.num_parameters() > 0);
+    }
+    for p in <dyn ObjectiveConfig>::plugins() {
+        parse::<dyn ObjectiveConfig>(p.name, p.example)
+            .config
+            .build()
+            .unwrap();
+    }
+    for p in <dyn ProjectionConfig>::plugins() {
+        parse::<dyn ProjectionConfig>(p.name, p.example)
+            .config
+            .build()
+            .unwrap();
+    }
+}
+
+#[test]
+fn every_experiment_file_parses_and_builds() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("ron") {
+            continue;
+        }
+        let exp = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        exp.build()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        count += 1;
+    }
+    assert!(
+        count >= 9,
+        "expected the quickstart and one file per objective, found {count}"
+    );
+}
+
+#[test]
+fn unknown_names_list_the_registered_ones() {
+    let err = ron::from_str::<Component<dyn ObjectiveConfig>>(r#"{"ssmvr": ()}"#)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("unknown objective `ssmvr`"), "{err}");
+    for n in ["dsm", "sm", "ssm", "ssm_vr"] {
+        assert!(err.contains(n), "{err} should list {n}");
+    }
+    let err = ron::from_str::<Component<dyn ModelConfig>>(r#"{"mlp": ()}"#)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("registered models: mlp_energy, mlp_score"),
+        "{err}"
+    );
+}
+
+#[test]
+fn plugin_settings_errors_keep_their_position() {
+    let text = "(\n  name: \"x\",\n  task: {\"synthetic\": (target: Mixture2d(components: 2, radius: 1.0, std: 0.5))},\n  model: {\"mlp_score\": (hiden: [3])},\n)";
+    let err = Experiment::parse(text, Path::new("e.ron"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.starts_with("e.ron:4:"), "{err}");
+    assert!(err.contains("hiden"), "{err}");
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().and_then(|e| e.to_str()) == Some("rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// The design rule "the core knows no plugin": nothing in `src/` refers to
+/// the plugins module or names a registered plugin (lib.rs only declares it).
+#[test]
+fn core_names_no_plugin() {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut plugin_names: Vec<&str> = names::<dyn TaskConfig>();
+    plugin_names.extend(names::<dyn ModelConfig>());
+    plugin_names.extend(names::<dyn ObjectiveConfig>());
+    plugin_names.extend(names::<dyn ProjectionConfig>());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let is_lib = f.ends_with("src/lib.rs");
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if !is_lib {
+                assert!(
+                    !code.contains("plugins::"),
+                    "{}:{}: core refers to plugins",
+                    f.display(),
+                    i + 1
+                );
+            }
+            for n in &plugin_names {
+                assert!(
+                    !code.contains(&format!("\"{n}\"")),
+                    "{}:{}: core names plugin {n}",
+                    f.display(),
+                    i + 1
+                );
+            }
+        }
+    }
+}
