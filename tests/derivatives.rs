@@ -250,6 +250,7 @@ const OBJECTIVES: [&str; 5] = [
 ];
 
 #[test]
+#[allow(clippy::needless_range_loop)]
 fn parameter_gradients_of_every_objective_match_finite_differences() {
     let proj = projection(r#"{"gaussian": ()}"#);
     for mspec in MODELS {

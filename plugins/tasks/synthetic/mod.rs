@@ -183,7 +183,9 @@ impl TaskConfig for SyntheticConfig {
         let target = self
             .target
             .build(rng)
-            .map_err(|e| ConfigError::new("target", e.to_string()))?;
+            .map_err(|targets::TargetError::Invalid { field, message }| {
+                ConfigError::new(field, message)
+            })?;
         let dim = target.dim();
         let train = if self.fresh_samples {
             Vec::new()
