@@ -139,6 +139,10 @@ pub struct Experiment {
     /// Clip the global gradient norm to this value (default: no clipping).
     #[serde(default)]
     pub grad_clip: Option<f64>,
+    /// Stop early when the validation selection metric has not improved for
+    /// this many training steps (default: never; checked at evaluations).
+    #[serde(default)]
+    pub patience: Option<usize>,
 }
 
 /// The runtime objects an experiment describes.
@@ -222,6 +226,9 @@ impl Experiment {
         require_at_least("log_every", self.log_every, 1)?;
         if let Some(c) = self.grad_clip {
             require_positive("grad_clip", c)?;
+        }
+        if let Some(p) = self.patience {
+            require_at_least("patience", p, 1)?;
         }
         self.optimizer.validate()?;
         if self.device == DeviceChoice::Cuda && !cfg!(feature = "cuda") {

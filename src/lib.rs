@@ -25,6 +25,7 @@ pub mod autodiff;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod linalg;
 pub mod logging;
 pub mod model;
 pub mod nn;
@@ -34,6 +35,7 @@ pub mod projection;
 pub mod registry;
 pub mod run_loader;
 pub mod task;
+pub mod targets;
 pub mod train;
 
 #[path = "../plugins/mod.rs"]

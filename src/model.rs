@@ -28,6 +28,15 @@ pub struct Terms {
     pub score: Option<Mat>,
 }
 
+/// An isotropic Gaussian proposal `N(mean, std²I)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GaussianProposal {
+    /// Mean (length `D`).
+    pub mean: Vec<f64>,
+    /// Standard deviation of every coordinate.
+    pub std: f64,
+}
+
 /// A trainable model that gives a score.
 pub trait ScoreModel {
     /// Input dimension `D`.
@@ -51,6 +60,13 @@ pub trait ScoreModel {
 
     /// The unnormalized log-density `log p̃(x)` (`n × 1`), for energy models.
     fn log_density(&self, _g: &mut Graph, _x: &Mat) -> Option<Mat> {
+        None
+    }
+
+    /// A normalized Gaussian `N(mean, std²I)` close to the model's density,
+    /// used as an importance-sampling proposal to estimate `log Z` (e.g. an
+    /// energy model's base measure). `None` when the model has none.
+    fn importance_proposal(&self) -> Option<GaussianProposal> {
         None
     }
 

@@ -112,6 +112,8 @@ pub struct RunSummary {
     pub final_loss: f64,
     /// Mean seconds per training step (excluding evaluation).
     pub seconds_per_iteration: f64,
+    /// Training steps taken (fewer than `iterations` after an early stop).
+    pub steps: u64,
 }
 
 /// Loads, builds and trains the experiment in `path`.
@@ -250,7 +252,9 @@ impl<'e> Loop<'e> {
         let mut train_time = Duration::ZERO;
         let mut window = (Duration::ZERO, 0u32);
         let mut last_loss = f64::NAN;
+        let mut steps_taken = 0;
         for step in 1..=iterations {
+            steps_taken = step;
             let started = Instant::now();
             let batch = self.built.task.train_batch(&mut self.rng, bs);
             assert_eq!(
@@ -341,11 +345,11 @@ impl<'e> Loop<'e> {
             .task
             .evaluate(&self.built.dev, &*self.built.model, Split::Test);
         for (k, v) in &test {
-            tb.scalar(&format!("test/{k}"), iterations, *v)?;
+            tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
         }
         self.status.finish(best_step, &test);
         self.write_status()?;
-        let seconds_per_iteration = train_time.as_secs_f64() / iterations as f64;
+        let seconds_per_iteration = train_time.as_secs_f64() / steps_taken as f64;
         tracing::info!(
             "finished: best step {best_step}; test {}",
             test.iter()
@@ -360,6 +364,7 @@ impl<'e> Loop<'e> {
             test,
             final_loss: last_loss,
             seconds_per_iteration,
+            steps: steps_taken,
         })
     }
 }

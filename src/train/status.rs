@@ -21,6 +21,7 @@ pub struct RunStatus {
     last: Option<(u64, Metrics)>,
     test: Option<(u64, Metrics)>,
     history: Vec<Value>,
+    stopped_early_at: Option<u64>,
 }
 
 fn prefixed(prefix: &str, m: &Metrics) -> Value {
@@ -63,6 +64,7 @@ impl RunStatus {
             last: None,
             test: None,
             history: Vec::new(),
+            stopped_early_at: None,
         }
     }
 
@@ -94,6 +96,11 @@ impl RunStatus {
         self.test = Some((best_step, test.clone()));
     }
 
+    /// Records that training stopped early (patience ran out) at `step`.
+    pub fn stopped_early(&mut self, step: u64) {
+        self.stopped_early_at = Some(step);
+    }
+
     /// Marks the run failed with an error message.
     pub fn fail(&mut self, error: String) {
         self.status = "failed";
@@ -111,6 +118,7 @@ impl RunStatus {
         v["status"] = json!(self.status);
         v["error"] = json!(self.error);
         v["step"] = json!(self.step);
+        v["stopped_early_at"] = json!(self.stopped_early_at);
         v["train"] = json!({
             "loss": self.train_loss.map(json_number),
             "seconds_per_iteration": self.seconds_per_iteration.map(json_number),

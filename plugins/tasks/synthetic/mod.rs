@@ -15,9 +15,6 @@
 //! The best checkpoint is chosen by validation `sm_loss`, which needs no
 //! ground truth, as it would on real data.
 
-pub mod linalg;
-pub mod targets;
-
 use rand::seq::SliceRandom;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
@@ -30,7 +27,7 @@ use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
 use crate::registry::TaskConfig;
 use crate::task::{Metrics, Split, Task};
-use targets::{Target, TargetSpec};
+use crate::targets::{self, Target, TargetSpec};
 
 fn default_train() -> usize {
     10_000

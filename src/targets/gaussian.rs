@@ -2,7 +2,7 @@
 //! through its Cholesky factor; [`GaussianTarget::random`] draws the random
 //! covariance of [`super::TargetSpec::Gaussian`].
 
-use super::super::linalg::{random_rotation, Cholesky, LinalgError};
+use crate::linalg::{random_rotation, Cholesky, LinalgError};
 use super::{check_point, std_normal, Target, LN_2PI};
 
 /// `N(mean, cov)` with `cov = L Lᵀ`.
@@ -127,7 +127,7 @@ impl Target for GaussianTarget {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::linalg::determinant;
+    use crate::linalg::determinant;
     use super::*;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;

@@ -11,16 +11,11 @@
 //! [`TargetSpec::Mixture2d`] and [`TargetSpec::Mixture`]), banana
 //! (`banana.rs`) and Neal's funnel (`funnel.rs`).
 
-#[path = "targets/banana.rs"]
 mod banana;
 #[cfg(test)]
-#[path = "targets/checks.rs"]
 mod checks;
-#[path = "targets/funnel.rs"]
 mod funnel;
-#[path = "targets/gaussian.rs"]
 mod gaussian;
-#[path = "targets/mixture.rs"]
 mod mixture;
 
 use banana::Banana;
