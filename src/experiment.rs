@@ -267,6 +267,9 @@ impl Experiment {
             .config
             .build()
             .map_err(|e| e.within(&format!("projection.{}", self.projection.name)))?;
+        objective.check_model(&*model).map_err(|m| {
+            ConfigError::new("objective", format!("`{}`: {m}", self.objective.name))
+        })?;
         if objective.requires_isotropic_projection() && !projection.isotropic() {
             return Err(ConfigError::new(
                 "projection",

@@ -34,8 +34,8 @@ pub mod points_csv;
 pub mod projection;
 pub mod registry;
 pub mod run_loader;
-pub mod task;
 pub mod targets;
+pub mod task;
 pub mod train;
 
 #[path = "../plugins/mod.rs"]

@@ -5,6 +5,7 @@
 //! asked, the full score. Energy models get these from second-order jets of
 //! `log p̃`; score networks `h(x)` from first-order jets of `h`.
 
+use crate::autodiff::curvature::CurvatureMethod;
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::nn::Param;
@@ -61,6 +62,23 @@ pub trait ScoreModel {
     /// The unnormalized log-density `log p̃(x)` (`n × 1`), for energy models.
     fn log_density(&self, _g: &mut Graph, _x: &Mat) -> Option<Mat> {
         None
+    }
+
+    /// The score and an estimate of the Hessian diagonal `diag(∇ₓs)` (both
+    /// `n × D`) by backward curvature propagation, for the `approx_bp` and
+    /// `cp` objectives; `None` when the model does not implement it.
+    fn curvature(
+        &self,
+        _g: &mut Graph,
+        _x: &Mat,
+        _method: &mut CurvatureMethod<'_>,
+    ) -> Option<(Mat, Mat)> {
+        None
+    }
+
+    /// Whether [`ScoreModel::curvature`] is implemented.
+    fn supports_curvature(&self) -> bool {
+        false
     }
 
     /// A normalized Gaussian `N(mean, std²I)` close to the model's density,

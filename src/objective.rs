@@ -36,6 +36,12 @@ pub trait Objective {
     fn requires_isotropic_projection(&self) -> bool {
         false
     }
+
+    /// Checks that the objective can train `model` (e.g. it needs an energy
+    /// model or curvature propagation); the error says what is missing.
+    fn check_model(&self, _model: &dyn ScoreModel) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// Directions `v` for `rows` rows of dimension `dim`, from the projection.

@@ -7,6 +7,7 @@
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
+use crate::autodiff::curvature::{Curvature, CurvatureMethod};
 use crate::autodiff::{Graph, Jet};
 use crate::device::{self, Dev, Mat};
 use crate::error::{require_at_least, ConfigError};
@@ -91,6 +92,23 @@ impl ScoreModel for MlpEnergy {
             vhv: f.d2_or_zero(g),
             score,
         }
+    }
+    fn curvature(
+        &self,
+        g: &mut Graph,
+        x: &Mat,
+        method: &mut CurvatureMethod<'_>,
+    ) -> Option<(Mat, Mat)> {
+        let n = device::shape(x).0;
+        let (_, cache) = self.net.jet_cached(g, Jet::constant(x.clone(), 0), 2);
+        // Seed −1: the signal is for log p̃ = −E.
+        let out = Curvature::at_output(g, n, -1.0, method);
+        let c = self.net.curvature(g, &cache, out, method);
+        let diag = c.diagonal(g);
+        Some((c.grad, diag))
+    }
+    fn supports_curvature(&self) -> bool {
+        true
     }
     fn log_density(&self, g: &mut Graph, x: &Mat) -> Option<Mat> {
         Some(self.log_density_jet(g, x, None, 0, false).0.value)

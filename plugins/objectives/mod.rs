@@ -1,5 +1,6 @@
 //! Objective plugins: training losses for score models.
 
+pub mod curvature_sm;
 pub mod dsm;
 pub mod sm;
 pub mod ssm;

@@ -13,6 +13,7 @@
 //! tape), and finally calls [`Graph::backward`] on a `1 × 1` loss to obtain a
 //! gradient for each parameter.
 
+pub mod curvature;
 pub mod graph;
 pub mod jet;
 

@@ -7,6 +7,7 @@
 
 use rand::Rng;
 
+use crate::autodiff::curvature::{Curvature, CurvatureMethod};
 use crate::autodiff::{Graph, Jet};
 use crate::device::{Dev, Mat};
 use crate::nn::{Activation, Param};
@@ -31,13 +32,24 @@ impl Dense {
     }
 }
 
-/// A multilayer perceptron with one smooth activation between affine layers.
+/// A multilayer perceptron with one smooth activation between affine layers
+/// (and optionally after the last one).
 #[derive(Clone)]
 pub struct Mlp {
     /// The affine layers, input first.
     pub layers: Vec<Dense>,
     /// The activation after every layer but the last.
     pub activation: Activation,
+    /// Whether the activation is also applied after the last layer.
+    pub activate_last: bool,
+}
+
+/// What a forward pass keeps for the backward passes (input gradient,
+/// curvature): `σ'(a)` and `σ''(a)` of every activated layer.
+#[derive(Default)]
+pub struct MlpCache {
+    slopes: Vec<Mat>,
+    curvatures: Vec<Mat>,
 }
 
 impl Mlp {
@@ -56,7 +68,17 @@ impl Mlp {
             .enumerate()
             .map(|(i, w)| Dense::new(dev, &format!("{prefix}.layers.{i}"), w[0], w[1], rng))
             .collect();
-        Self { layers, activation }
+        Self {
+            layers,
+            activation,
+            activate_last: false,
+        }
+    }
+
+    /// The same network with the activation applied after the last layer too.
+    pub fn with_activated_output(mut self) -> Self {
+        self.activate_last = true;
+        self
     }
 
     /// Input width.
@@ -85,6 +107,10 @@ impl Mlp {
             .collect()
     }
 
+    fn activated(&self, i: usize) -> bool {
+        i + 1 < self.layers.len() || self.activate_last
+    }
+
     /// Plain forward pass.
     pub fn forward(&self, g: &mut Graph, x: &Mat) -> Mat {
         self.jet(g, Jet::constant(x.clone(), 0)).value
@@ -92,42 +118,77 @@ impl Mlp {
 
     /// Pushes a jet through the network.
     pub fn jet(&self, g: &mut Graph, x: Jet) -> Jet {
-        self.jet_vjp(g, x, None).0
+        self.jet_cached(g, x, 0).0
     }
 
-    /// Pushes a jet through the network and, when `out_grad` (`n × out`) is
-    /// given, also returns the vector–Jacobian product `out_grad · ∂y/∂x`
-    /// (`n × in`) as tape-tracked ops, so losses may use the full input
-    /// gradient and still be differentiated in θ.
-    pub fn jet_vjp(&self, g: &mut Graph, x: Jet, out_grad: Option<&Mat>) -> (Jet, Option<Mat>) {
-        let need_f1 = out_grad.is_some();
-        let mut slopes: Vec<Mat> = Vec::with_capacity(self.layers.len());
+    /// Pushes a jet through the network, keeping what later backward passes
+    /// need: `keep = 0` nothing, `1` the slopes (for [`Mlp::vjp`]), `2` also
+    /// the curvatures (for [`Mlp::curvature`]).
+    pub fn jet_cached(&self, g: &mut Graph, x: Jet, keep: usize) -> (Jet, MlpCache) {
+        let mut cache = MlpCache::default();
         let mut h = x;
-        let last = self.layers.len() - 1;
         for (i, layer) in self.layers.iter().enumerate() {
             let a = h.affine(g, &layer.weight.value, &layer.bias.value);
-            if i == last {
+            if !self.activated(i) {
                 h = a;
-                break;
+                continue;
             }
-            let order = if need_f1 { a.order.max(1) } else { a.order };
+            let order = a.order.max(keep);
             let d = self.activation.derivs(g, &a.value, order);
-            if need_f1 {
-                slopes.push(d.f1.clone().expect("first derivative requested"));
+            if keep >= 1 {
+                cache
+                    .slopes
+                    .push(d.f1.clone().expect("first derivative requested"));
+            }
+            if keep >= 2 {
+                cache
+                    .curvatures
+                    .push(d.f2.clone().expect("second derivative requested"));
             }
             h = a.unary(g, d);
         }
-        let grad = out_grad.map(|gy| {
-            let mut gcur = gy.clone();
-            for (i, layer) in self.layers.iter().enumerate().rev() {
-                let wt = g.transpose(&layer.weight.value);
-                gcur = g.matmul(&gcur, &wt);
-                if i > 0 {
-                    gcur = g.mul(&gcur, &slopes[i - 1]);
-                }
+        (h, cache)
+    }
+
+    /// The vector–Jacobian product `out_grad · ∂y/∂x` (`n × in`) for the
+    /// forward pass that filled `cache` (with `keep ≥ 1`), as tape-tracked
+    /// ops, so losses may use the full input gradient and still be
+    /// differentiated in θ.
+    pub fn vjp(&self, g: &mut Graph, cache: &MlpCache, out_grad: &Mat) -> Mat {
+        let mut gcur = out_grad.clone();
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            if self.activated(i) {
+                gcur = g.mul(&gcur, &cache.slopes[i]);
             }
-            gcur
-        });
+            let wt = g.transpose(&layer.weight.value);
+            gcur = g.matmul(&gcur, &wt);
+        }
+        gcur
+    }
+
+    /// Pushes a jet through the network and, when `out_grad` (`n × out`) is
+    /// given, also returns the vector–Jacobian product (see [`Mlp::vjp`]).
+    pub fn jet_vjp(&self, g: &mut Graph, x: Jet, out_grad: Option<&Mat>) -> (Jet, Option<Mat>) {
+        let (h, cache) = self.jet_cached(g, x, usize::from(out_grad.is_some()));
+        let grad = out_grad.map(|gy| self.vjp(g, &cache, gy));
         (h, grad)
+    }
+
+    /// Propagates a curvature signal at the output back to the input, for the
+    /// forward pass that filled `cache` (with `keep = 2`).
+    pub fn curvature(
+        &self,
+        g: &mut Graph,
+        cache: &MlpCache,
+        mut c: Curvature,
+        method: &mut CurvatureMethod<'_>,
+    ) -> Curvature {
+        for (i, layer) in self.layers.iter().enumerate().rev() {
+            if self.activated(i) {
+                c = c.elementwise(g, &cache.slopes[i], &cache.curvatures[i], method);
+            }
+            c = c.linear(g, &layer.weight.value);
+        }
+        c
     }
 }

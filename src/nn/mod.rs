@@ -11,5 +11,5 @@ pub mod mlp;
 pub mod param;
 
 pub use activation::Activation;
-pub use mlp::{Dense, Mlp};
+pub use mlp::{Dense, Mlp, MlpCache};
 pub use param::Param;

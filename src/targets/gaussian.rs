@@ -2,8 +2,8 @@
 //! through its Cholesky factor; [`GaussianTarget::random`] draws the random
 //! covariance of [`super::TargetSpec::Gaussian`].
 
-use crate::linalg::{random_rotation, Cholesky, LinalgError};
 use super::{check_point, std_normal, Target, LN_2PI};
+use crate::linalg::{random_rotation, Cholesky, LinalgError};
 
 /// `N(mean, cov)` with `cov = L Lᵀ`.
 #[derive(Debug, Clone)]
@@ -127,8 +127,8 @@ impl Target for GaussianTarget {
 
 #[cfg(test)]
 mod tests {
-    use crate::linalg::determinant;
     use super::*;
+    use crate::linalg::determinant;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 

@@ -26,8 +26,8 @@ use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
 use crate::registry::TaskConfig;
-use crate::task::{Metrics, Split, Task};
 use crate::targets::{self, Target, TargetSpec};
+use crate::task::{Metrics, Split, Task};
 
 fn default_train() -> usize {
     10_000
@@ -177,12 +177,9 @@ impl TaskConfig for SyntheticConfig {
         }
         require_at_least("val_size", self.val_size, 2)?;
         require_at_least("test_size", self.test_size, 2)?;
-        let target = self
-            .target
-            .build(rng)
-            .map_err(|targets::TargetError::Invalid { field, message }| {
-                ConfigError::new(field, message)
-            })?;
+        let target = self.target.build(rng).map_err(
+            |targets::TargetError::Invalid { field, message }| ConfigError::new(field, message),
+        )?;
         let dim = target.dim();
         let train = if self.fresh_samples {
             Vec::new()
