@@ -88,6 +88,16 @@ pub trait ScoreModel {
         None
     }
 
+    /// How many training points [`ScoreModel::init_from_data`] wants before
+    /// the first step (0: none).
+    fn data_init_points(&self) -> usize {
+        0
+    }
+
+    /// Data-dependent initialisation (e.g. inducing points from data), called
+    /// once by the training loop with `data_init_points()` rows (row-major).
+    fn init_from_data(&mut self, _x: &[f64]) {}
+
     /// Total number of trainable scalars.
     fn num_parameters(&self) -> usize {
         self.params().iter().map(|p| p.numel()).sum()

@@ -68,6 +68,29 @@ fn approx_bp_is_exact_for_one_hidden_layer() {
     }
 }
 
+const DKEF: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6)}"#;
+
+#[test]
+fn curvature_pass_gives_the_score_for_dkef() {
+    let m = model(DKEF, D, 11);
+    let x = randn(&mut ChaCha8Rng::seed_from_u64(12), N * D);
+    let (s, _) = estimate(&*m, &x, &mut CurvatureMethod::ApproxBp);
+    assert_close(
+        &s,
+        &score(&*m, &x),
+        1e-10,
+        1e-10,
+        "dkef curvature-pass score",
+    );
+}
+
+#[test]
+fn cp_is_unbiased_for_dkef() {
+    let m = model(DKEF, D, 13);
+    let x = randn(&mut ChaCha8Rng::seed_from_u64(14), N * D);
+    check_cp_unbiased(&*m, &x, 20_000, 15);
+}
+
 #[test]
 fn approx_bp_is_only_approximate_for_deeper_networks() {
     let m = model(
@@ -94,13 +117,16 @@ fn cp_is_unbiased_for_the_hessian_diagonal() {
         5,
     );
     let x = randn(&mut ChaCha8Rng::seed_from_u64(6), N * D);
-    let exact = exact_diag(&*m, &x);
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let draws = 20_000;
+    check_cp_unbiased(&*m, &x, 20_000, 7);
+}
+
+fn check_cp_unbiased(m: &dyn ScoreModel, x: &[f64], draws: usize, seed: u64) {
+    let exact = exact_diag(m, x);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut sum = vec![0.0; N * D];
     let mut sum2 = vec![0.0; N * D];
     for _ in 0..draws {
-        let (_, d) = estimate(&*m, &x, &mut CurvatureMethod::Cp { rng: &mut rng });
+        let (_, d) = estimate(m, x, &mut CurvatureMethod::Cp { rng: &mut rng });
         for (k, v) in d.iter().enumerate() {
             sum[k] += v;
             sum2[k] += v * v;
@@ -133,6 +159,7 @@ fn cp_is_unbiased_for_the_hessian_diagonal() {
 fn parameter_gradients_of_approx_bp_and_cp_match_finite_differences() {
     let proj = projection(r#"{"rademacher": ()}"#);
     for mspec in [
+        DKEF,
         r#"{"mlp_energy": (hidden: [6, 5], activation: Softplus)}"#,
         r#"{"mlp_energy": (hidden: [5], activation: Tanh)}"#,
     ] {

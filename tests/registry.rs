@@ -27,7 +27,10 @@ fn expected_plugins_are_registered_once() {
         }
     };
     has(names::<dyn TaskConfig>(), &["synthetic"]);
-    has(names::<dyn ModelConfig>(), &["mlp_energy", "mlp_score"]);
+    has(
+        names::<dyn ModelConfig>(),
+        &["dkef", "mlp_energy", "mlp_score"],
+    );
     has(
         names::<dyn ObjectiveConfig>(),
         &["dsm", "sm", "ssm", "ssm_vr"],
@@ -110,7 +113,7 @@ fn unknown_names_list_the_registered_ones() {
         .unwrap()
         .to_string();
     assert!(
-        err.contains("registered models: mlp_energy, mlp_score"),
+        err.contains("registered models: dkef, mlp_energy, mlp_score"),
         "{err}"
     );
 }

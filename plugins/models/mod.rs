@@ -1,4 +1,5 @@
 //! Model plugins: things that give a score.
 
+pub mod dkef;
 pub mod mlp_energy;
 pub mod mlp_score;

@@ -33,12 +33,14 @@ pub enum CurvatureMethod<'a> {
     },
 }
 
+#[derive(Clone)]
 enum Signal {
     Diag(Mat),
     Cp { re: Mat, im: Mat },
 }
 
 /// The backward curvature signal at one layer's output.
+#[derive(Clone)]
 pub struct Curvature {
     /// `∂f/∂y` (`n × k`).
     pub grad: Mat,
@@ -83,6 +85,20 @@ impl Curvature {
             grad: g.filled(n, 1, seed),
             signal,
         }
+    }
+
+    /// A signal with gradient `grad` (`n × k`) and zero curvature.
+    pub fn with_gradient(g: &Graph, grad: Mat, method: &CurvatureMethod<'_>) -> Self {
+        let (n, k) = device::shape(&grad);
+        let zero = g.filled(n, k, 0.0);
+        let signal = match method {
+            CurvatureMethod::ApproxBp => Signal::Diag(zero),
+            CurvatureMethod::Cp { .. } => Signal::Cp {
+                re: zero.clone(),
+                im: zero,
+            },
+        };
+        Self { grad, signal }
     }
 
     /// Back through `y = xW (+ b)` with `w` of shape `in × out`.
@@ -154,16 +170,19 @@ impl Curvature {
         Self { grad, signal }
     }
 
-    /// Adds a term of `f` with gradient `grad` and diagonal Hessian `d`
-    /// (both `n × k`) with respect to this layer's output.
+    /// Adds a term of `f` with gradient `grad` (`None`: already counted) and
+    /// diagonal Hessian `d` (both `n × k`) with respect to this layer's output.
     pub fn add_diagonal(
         self,
         g: &mut Graph,
-        grad: &Mat,
+        grad: Option<&Mat>,
         d: &Mat,
         method: &mut CurvatureMethod<'_>,
     ) -> Self {
-        let new_grad = g.add(&self.grad, grad);
+        let new_grad = match grad {
+            Some(gr) => g.add(&self.grad, gr),
+            None => self.grad,
+        };
         let signal = match self.signal {
             Signal::Diag(h) => Signal::Diag(g.add(&h, d)),
             Signal::Cp { re, im } => {

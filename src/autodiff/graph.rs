@@ -147,6 +147,25 @@ impl Graph {
         self.keep(r)
     }
 
+    /// Repeats the `n × 1` column `col` into an `n × k` matrix.
+    pub fn repeat_col(&mut self, col: &Mat, k: usize) -> Mat {
+        let n = col.shape().0;
+        assert_eq!(col.shape().1, 1, "repeat_col: needs an n × 1 column");
+        let c = Self::lift(col)
+            .reshape_like(&(n,))
+            .broadcast_like::<_, Axis<1>>(&(n, k));
+        self.keep(c)
+    }
+
+    /// Fills an `n × k` matrix with the value of the `1 × 1` matrix `s`.
+    pub fn repeat_scalar(&mut self, s: &Mat, n: usize, k: usize) -> Mat {
+        assert_eq!(*s.shape(), (1, 1), "repeat_scalar: needs a 1 × 1 matrix");
+        let c = Self::lift(s)
+            .reshape_like(&())
+            .broadcast_like::<_, Axes2<0, 1>>(&(n, k));
+        self.keep(c)
+    }
+
     /// `−a`.
     pub fn neg(&mut self, a: &Mat) -> Mat {
         let t = -Self::lift(a);

@@ -245,6 +245,11 @@ impl<'e> Loop<'e> {
             device::device_name()
         );
         tracing::info!("run folder: {}", self.run_dir.display());
+        let init_points = self.built.model.data_init_points();
+        if init_points > 0 {
+            let batch = self.built.task.train_batch(&mut self.rng, init_points);
+            self.built.model.init_from_data(&batch);
+        }
         self.save(LAST_CHECKPOINT, 0)?;
         self.write_status()?;
 
