@@ -50,6 +50,23 @@ pub fn draw_directions(g: &Graph, ctx: &mut LossContext<'_>, rows: usize, dim: u
     g.constant(data, rows, dim)
 }
 
+/// The model's terms along fresh projection directions, with every row of
+/// `x` repeated `projections` times (one direction per copy), as used by the
+/// sliced objectives.
+pub fn sliced_terms(
+    g: &mut Graph,
+    model: &dyn ScoreModel,
+    x: &Mat,
+    ctx: &mut LossContext<'_>,
+    projections: usize,
+    want_score: bool,
+) -> crate::model::Terms {
+    let (n, d) = device::shape(x);
+    let xr = repeat_rows(g, x, projections);
+    let v = draw_directions(g, ctx, n * projections, d);
+    model.terms(g, &xr, &v, want_score)
+}
+
 /// The rows of `x` stacked `times` times (copy-major: copy `k` is rows
 /// `k·n … k·n + n − 1`).
 pub fn repeat_rows(g: &Graph, x: &Mat, times: usize) -> Mat {

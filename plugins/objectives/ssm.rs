@@ -4,10 +4,10 @@
 use serde::Deserialize;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Mat};
+use crate::device::Mat;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
-use crate::objective::{draw_directions, repeat_rows, LossContext, Objective};
+use crate::objective::{sliced_terms, LossContext, Objective};
 use crate::registry::ObjectiveConfig;
 
 fn one() -> usize {
@@ -36,10 +36,7 @@ impl Objective for Ssm {
         x: &Mat,
         ctx: &mut LossContext<'_>,
     ) -> Mat {
-        let (n, d) = device::shape(x);
-        let xr = repeat_rows(g, x, self.projections);
-        let v = draw_directions(g, ctx, n * self.projections, d);
-        let t = model.terms(g, &xr, &v, false);
+        let t = sliced_terms(g, model, x, ctx, self.projections, false);
         let sq = g.square(&t.vs);
         let half = g.scale(&sq, 0.5);
         let per = g.add(&t.vhv, &half);

@@ -6,10 +6,10 @@
 use serde::Deserialize;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Mat};
+use crate::device::Mat;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
-use crate::objective::{draw_directions, repeat_rows, LossContext, Objective};
+use crate::objective::{sliced_terms, LossContext, Objective};
 use crate::registry::ObjectiveConfig;
 
 fn one() -> usize {
@@ -38,10 +38,7 @@ impl Objective for SsmVr {
         x: &Mat,
         ctx: &mut LossContext<'_>,
     ) -> Mat {
-        let (n, d) = device::shape(x);
-        let xr = repeat_rows(g, x, self.projections);
-        let v = draw_directions(g, ctx, n * self.projections, d);
-        let t = model.terms(g, &xr, &v, true);
+        let t = sliced_terms(g, model, x, ctx, self.projections, true);
         let s = t.score.expect("terms were asked for the score");
         let s2 = g.square(&s);
         let norm2 = g.sum_cols(&s2);
