@@ -174,9 +174,12 @@ pub fn train(
         // Best effort: the original error matters more than a logging failure.
         let _ = looper.write_status();
     }
-    // `close` waits until the event file is written; `flush` only asks.
-    tb.close()?;
-    result
+    // `close` waits until the event file is written; `flush` only asks. A
+    // training error matters more than a logging error at close.
+    let closed = tb.close();
+    let summary = result?;
+    closed?;
+    Ok(summary)
 }
 
 struct Loop<'e> {
@@ -338,6 +341,16 @@ impl<'e> Loop<'e> {
                 self.write_status()?;
                 tb.flush()?;
                 pb.set_message(format!("loss {loss_value:.4} | val {selection} {sel:.4}"));
+                if let (Some(patience), Some((best_step, _))) = (exp.patience, self.best) {
+                    if step - best_step >= patience as u64 && step < iterations {
+                        tracing::info!(
+                            "early stop at step {step}: validation {selection} has not improved since step {best_step}"
+                        );
+                        self.status.stopped_early(step);
+                        self.write_status()?;
+                        break;
+                    }
+                }
             }
         }
         pb.finish();

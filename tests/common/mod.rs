@@ -96,3 +96,111 @@ pub fn loss_grad(
         .map(device::to_host)
         .collect()
 }
+
+// ---------------------------------------------------------------------------
+// Helpers for the end-to-end tests (`training.rs`, `cli.rs`): small
+// experiment files and reading run folders.
+
+/// The settings of a small experiment, written out as RON by [`ExpSpec::ron`].
+/// Component fields hold the RON text after the name (e.g. `(hidden: [32])`).
+#[derive(Debug, Clone)]
+pub struct ExpSpec {
+    pub name: String,
+    pub seed: u64,
+    pub target: String,
+    pub train_size: usize,
+    pub val_size: usize,
+    pub test_size: usize,
+    pub model: String,
+    pub objective: String,
+    pub projection: String,
+    pub optimizer: String,
+    pub batch_size: usize,
+    pub iterations: usize,
+    pub eval_every: usize,
+}
+
+impl Default for ExpSpec {
+    fn default() -> Self {
+        Self {
+            name: "itest".into(),
+            seed: 0,
+            target: "Mixture2d(components: 8, radius: 2.0, std: 0.35)".into(),
+            train_size: 2000,
+            val_size: 500,
+            test_size: 500,
+            model: r#"{"mlp_score": (hidden: [32], activation: Softplus)}"#.into(),
+            objective: r#"{"ssm_vr": (projections: 1)}"#.into(),
+            projection: r#"{"rademacher": ()}"#.into(),
+            optimizer: "Adam(lr: 0.003)".into(),
+            batch_size: 64,
+            iterations: 200,
+            eval_every: 50,
+        }
+    }
+}
+
+impl ExpSpec {
+    /// The experiment as the text of a RON file.
+    pub fn ron(&self) -> String {
+        format!(
+            r#"// written by the integration tests
+Experiment(
+    name: "{}",
+    seed: {},
+    task: {{"synthetic": (
+        target: {},
+        train_size: {},
+        val_size: {},
+        test_size: {},
+    )}},
+    model: {},
+    objective: {},
+    projection: {},
+    optimizer: {},
+    batch_size: {},
+    iterations: {},
+    eval_every: {},
+)
+"#,
+            self.name,
+            self.seed,
+            self.target,
+            self.train_size,
+            self.val_size,
+            self.test_size,
+            self.model,
+            self.objective,
+            self.projection,
+            self.optimizer,
+            self.batch_size,
+            self.iterations,
+            self.eval_every
+        )
+    }
+
+    /// Writes the experiment to `dir/file` and returns the path.
+    pub fn write(&self, dir: &std::path::Path, file: &str) -> std::path::PathBuf {
+        write_file(dir, file, &self.ron())
+    }
+}
+
+/// Writes `text` to `dir/file` and returns the path.
+pub fn write_file(dir: &std::path::Path, file: &str, text: &str) -> std::path::PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    path
+}
+
+/// Reads and parses a JSON file (e.g. a run's `metrics.json`).
+pub fn read_json(path: &std::path::Path) -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+/// A JSON number as `f64`, with a message naming `what` otherwise.
+pub fn num(v: &serde_json::Value, what: &str) -> f64 {
+    v.as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
+}
