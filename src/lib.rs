@@ -22,6 +22,7 @@
 
 pub mod atomic_file;
 pub mod autodiff;
+pub mod bench;
 pub mod device;
 pub mod error;
 pub mod experiment;
@@ -34,6 +35,7 @@ pub mod points_csv;
 pub mod projection;
 pub mod registry;
 pub mod run_loader;
+pub mod sweep;
 pub mod targets;
 pub mod task;
 pub mod train;

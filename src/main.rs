@@ -1,19 +1,42 @@
-//! The `slicedscore` command line: run, check, list, score.
+//! The `slicedscore` command line: run, check, list, score, sweep, bench.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use slicedscore::autodiff::Graph;
+use slicedscore::bench::memory::CountingAllocator;
+use slicedscore::bench::{self, ScalingDefaults, ScalingOptions};
 use slicedscore::experiment::Experiment;
 use slicedscore::registry::{
     ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
 use slicedscore::run_loader::{load_model, Which};
+use slicedscore::sweep::{run_sweep, SweepOptions};
 use slicedscore::train::{run_file, RunOptions};
 use slicedscore::{device, points_csv};
+
+/// Counts heap bytes so `bench scaling` can report peak memory (the library
+/// leaves the allocator to the program).
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+/// Defaults of `bench scaling`: the model spec (one line there), the
+/// objective specs, the projection and which objectives the SM limit and the
+/// SM / SSM ratio refer to. They live in a RON file outside `src/` because
+/// the core, this binary included, names no plugin.
+pub const BENCH_DEFAULTS: &str = include_str!("../benches/scaling_defaults.ron");
+
+fn bench_defaults() -> &'static ScalingDefaults {
+    static D: OnceLock<ScalingDefaults> = OnceLock::new();
+    D.get_or_init(|| {
+        ScalingDefaults::parse(BENCH_DEFAULTS)
+            .unwrap_or_else(|e| panic!("benches/scaling_defaults.ron: {e}"))
+    })
+}
 
 /// Score matching experiments from RON files.
 #[derive(Parser)]
@@ -59,6 +82,77 @@ enum Command {
         #[arg(long, value_enum, default_value_t = CheckpointArg::Best)]
         checkpoint: CheckpointArg,
     },
+    /// Run every experiment file once per seed and print mean ± standard error
+    /// of the test metrics; writes logs/sweeps/<timestamp>/summary.{csv,json}.
+    Sweep {
+        /// The experiment files (one table row each).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Seeds, comma-separated (each overrides the files' `seed`).
+        #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+        seeds: Vec<u64>,
+        /// Root folder for run folders and the sweep summary.
+        #[arg(long, default_value = "logs")]
+        logs: PathBuf,
+        /// Metrics to report, comma-separated (default: every test/* metric
+        /// present in all runs); `name` means `test/name`; `val/…` are the
+        /// best validation metrics.
+        #[arg(long, value_delimiter = ',')]
+        metrics: Option<Vec<String>>,
+        /// Do not draw progress bars.
+        #[arg(long)]
+        no_progress: bool,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        which: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Seconds per training step and peak heap memory against the data
+    /// dimension D, per objective (paper Figure 2): N(0, I_D) data, Adam.
+    /// Writes scaling.csv and scaling.png.
+    Scaling {
+        /// The model (RON component spec), built for every D.
+        #[arg(long, default_value_t = bench_defaults().model.clone())]
+        model: String,
+        /// Objective specs separated by `;`, one column each.
+        #[arg(long, default_value_t = bench_defaults().objectives.join(";"))]
+        objectives: String,
+        /// The projection of the sliced objectives.
+        #[arg(long, default_value_t = bench_defaults().projection.clone())]
+        projection: String,
+        /// Data dimensions, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = bench::DEFAULT_DIMS)]
+        dims: Vec<usize>,
+        /// Points per step.
+        #[arg(long, default_value_t = bench::DEFAULT_BATCH)]
+        batch: usize,
+        /// Timed steps per cell (the median is reported).
+        #[arg(long, default_value_t = bench::DEFAULT_STEPS)]
+        steps: usize,
+        /// Untimed steps before them.
+        #[arg(long, default_value_t = bench::DEFAULT_WARMUP)]
+        warmup: usize,
+        /// Seconds one cell may take before it stops timing (after at least 3 steps).
+        #[arg(long, default_value_t = bench::DEFAULT_CELL_BUDGET_SECONDS)]
+        cell_budget: f64,
+        /// Skip exact score matching above this D (its cost grows with D²).
+        #[arg(long, default_value_t = 784)]
+        sm_max_dim: usize,
+        /// The optimizer (RON, as in experiment files).
+        #[arg(long, default_value = bench::DEFAULT_OPTIMIZER)]
+        optimizer: String,
+        /// Seed of data, initialisation and projections.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder (default logs/bench/scaling-<timestamp>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -90,7 +184,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -162,6 +256,84 @@ fn run(cli: Cli) -> Result<()> {
             let s = device::to_host(&loaded.model.score(&mut g, &x));
             print!("{}", points_csv::to_csv(&s, loaded.dim, "score"));
         }
+        Command::Sweep {
+            files,
+            seeds,
+            logs,
+            metrics,
+            no_progress,
+        } => {
+            let opts = SweepOptions {
+                logs_root: logs,
+                metrics,
+                progress: !no_progress,
+            };
+            let report = run_sweep(&files, &seeds, &opts)?;
+            print!("{}", report.table());
+            println!("summary: {}", report.sweep_dir.display());
+            if report.any_failed() {
+                let total: usize = report.rows.iter().map(|r| r.runs.len()).sum();
+                anyhow::bail!("{} of {total} runs failed", report.failed_runs());
+            }
+        }
+        Command::Bench { which } => match which {
+            BenchCommand::Scaling {
+                model,
+                objectives,
+                projection,
+                dims,
+                batch,
+                steps,
+                warmup,
+                cell_budget,
+                sm_max_dim,
+                optimizer,
+                seed,
+                out,
+            } => {
+                let defaults = bench_defaults();
+                let out = out.unwrap_or_else(|| {
+                    let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+                    PathBuf::from("logs")
+                        .join("bench")
+                        .join(format!("scaling-{stamp}"))
+                });
+                let optimizer = ron::from_str(&optimizer)
+                    .map_err(|e| anyhow::anyhow!("--optimizer {optimizer}: {e}"))?;
+                let opts = ScalingOptions {
+                    model,
+                    objectives: objectives
+                        .split(';')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect(),
+                    projection,
+                    optimizer,
+                    dims,
+                    batch,
+                    steps,
+                    warmup,
+                    cell_budget_seconds: cell_budget,
+                    max_dim: vec![(defaults.exact.clone(), sm_max_dim)],
+                    ratio: Some((defaults.exact.clone(), defaults.sliced.clone())),
+                    seed,
+                    out: Some(out),
+                    verbose: true,
+                };
+                let report = bench::scaling(&opts)?;
+                print!("{}", report.table());
+                if report.ratio.is_none() {
+                    println!(
+                        "{} / {}: no dimension where both ran",
+                        defaults.exact, defaults.sliced
+                    );
+                }
+                for p in [&report.csv_path, &report.png_path].into_iter().flatten() {
+                    println!("wrote {}", p.display());
+                }
+            }
+        },
     }
     Ok(())
 }

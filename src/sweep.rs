@@ -154,7 +154,11 @@ impl SweepRow {
 
     /// Seeds whose run failed.
     pub fn failed_seeds(&self) -> Vec<u64> {
-        self.runs.iter().filter(|r| !r.ok()).map(|r| r.seed).collect()
+        self.runs
+            .iter()
+            .filter(|r| !r.ok())
+            .map(|r| r.seed)
+            .collect()
     }
 }
 
@@ -256,7 +260,7 @@ impl SweepReport {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        out.push_str(&align(&lines));
+        out.push_str(&align_columns(&lines));
         let failures: Vec<String> = self
             .rows
             .iter()
@@ -328,7 +332,7 @@ impl SweepReport {
 }
 
 /// Pads columns to equal widths (by characters, so `±` counts as one).
-fn align(lines: &[Vec<String>]) -> String {
+pub(crate) fn align_columns(lines: &[Vec<String>]) -> String {
     let cols = lines.iter().map(|l| l.len()).max().unwrap_or(0);
     let width: Vec<usize> = (0..cols)
         .map(|c| {
@@ -358,7 +362,7 @@ fn align(lines: &[Vec<String>]) -> String {
     out
 }
 
-fn csv_field(s: &str) -> String {
+pub(crate) fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -651,7 +655,9 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
         progress: opts.progress,
     };
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let built = exp.build().map_err(|e| format!("{}: {e}", file.display()))?;
+        let built = exp
+            .build()
+            .map_err(|e| format!("{}: {e}", file.display()))?;
         train(&exp, &copy, built, &run_opts).map_err(|e| e.to_string())
     }));
     if run_dir.exists() {

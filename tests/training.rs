@@ -581,9 +581,10 @@ fn patience_stops_training_early_and_still_tests_the_best_model() {
         optimizer: "Sgd(lr: 1e-300)".into(),
         ..ExpSpec::default()
     };
-    let text = spec
-        .ron()
-        .replace("    eval_every: 50,\n", "    eval_every: 50,\n    patience: Some(50),\n");
+    let text = spec.ron().replace(
+        "    eval_every: 50,\n",
+        "    eval_every: 50,\n    patience: Some(50),\n",
+    );
     assert!(text.contains("patience"));
     let path = write_file(tmp.path(), "p.ron", &text);
     let opts = RunOptions {
@@ -592,7 +593,10 @@ fn patience_stops_training_early_and_still_tests_the_best_model() {
         progress: false,
     };
     let summary = slicedscore::train::run_file(&path, &opts).expect("run finishes");
-    assert_eq!(summary.steps, 100, "stopped at the first evaluation past patience");
+    assert_eq!(
+        summary.steps, 100,
+        "stopped at the first evaluation past patience"
+    );
     assert_eq!(summary.best_step, 50);
     let m = read_json(&tmp.path().join("run").join(METRICS_FILE));
     assert_eq!(m["status"], "finished", "{m:#}");
