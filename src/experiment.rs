@@ -114,6 +114,11 @@ pub struct Experiment {
     /// Seed of every random stream (data, initialisation, projections, noise).
     #[serde(default)]
     pub seed: u64,
+    /// Seed of the task's data stream (generation, splits, shuffles at build
+    /// time) when it should stay fixed while `seed` varies, e.g. in a sweep
+    /// over initialisations (default: `seed`).
+    #[serde(default)]
+    pub data_seed: Option<u64>,
     /// Compute device (default `Cpu`).
     #[serde(default)]
     pub device: DeviceChoice,
@@ -250,7 +255,8 @@ impl Experiment {
     /// plugin's settings.
     pub fn build(&self) -> Result<Built, ConfigError> {
         let dev = device::new_device(self.seed);
-        let mut task_rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, streams::TASK));
+        let data_seed = self.data_seed.unwrap_or(self.seed);
+        let mut task_rng = ChaCha8Rng::seed_from_u64(derive_seed(data_seed, streams::TASK));
         let task = self
             .task
             .config

@@ -11,6 +11,7 @@ use slicedscore::experiment::Experiment;
 use slicedscore::registry::{
     names, Component, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
+use slicedscore::task::Split;
 
 fn no_duplicates<C: ?Sized + ComponentKind>() {
     let n = names::<C>();
@@ -176,4 +177,36 @@ fn core_names_no_plugin() {
             }
         }
     }
+}
+
+// `data_seed` fixes the task's data while `seed` varies.
+
+const TEXT: &str = r#"(name: "t", seed: SEED, DATA task: {"synthetic": (target: Gaussian(dim: 3), train_size: 50, val_size: 40, test_size: 40)},
+    model: {"mlp_score": (hidden: [4])}, objective: {"ssm": ()}, projection: {"rademacher": ()},
+    optimizer: Adam(lr: 0.001), batch_size: 8, iterations: 1, eval_every: 1)"#;
+
+fn val_metrics(seed: u64, data_seed: Option<u64>) -> slicedscore::task::Metrics {
+    let data = data_seed
+        .map(|d| format!("data_seed: Some({d}),"))
+        .unwrap_or_default();
+    let text = TEXT
+        .replace("SEED", &seed.to_string())
+        .replace("DATA", &data);
+    let exp = Experiment::parse(&text, Path::new("t.ron")).unwrap();
+    let built = exp.build().unwrap();
+    // The same model (seed 0) judged on each experiment's data.
+    let reference = Experiment::parse(
+        &TEXT.replace("SEED", "0").replace("DATA", ""),
+        Path::new("r.ron"),
+    )
+    .unwrap();
+    let model = reference.build_model(&built.dev, built.task.dim()).unwrap();
+    built.task.evaluate(&built.dev, &*model, Split::Validation)
+}
+
+#[test]
+fn data_seed_keeps_the_data_while_seed_varies() {
+    assert_eq!(val_metrics(1, Some(7)), val_metrics(2, Some(7)));
+    assert_ne!(val_metrics(1, None), val_metrics(2, None));
+    assert_ne!(val_metrics(1, Some(7)), val_metrics(1, Some(8)));
 }
