@@ -292,6 +292,32 @@ fn a_good_csv_loads_and_skips_columns() {
     let d = ok(&settings, 0);
     assert_eq!(d.dim, 1);
     assert!(d.columns[0].contains("\"b\""), "{:?}", d.columns);
+    assert!(d.gaps.is_empty());
+
+    // The UCI wine layout: ';'-separated, quoted header, quantised values;
+    // `dequantize: true` adds the same ± half-gap noise as the wine sources.
+    let mut text = String::from("\"x\";\"y\"\n");
+    for i in 0..100 {
+        text += &format!(
+            "{};{}\n",
+            (i * 7 % 13) as f64 * 0.5,
+            (i * 3 % 11) as f64 * 0.1
+        );
+    }
+    let p = write_file(dir.path(), "semi.csv", &text);
+    let settings = format!(
+        "source: Csv(path: {:?}, header: true, delimiter: ';', dequantize: true)",
+        p.display().to_string()
+    );
+    let d = ok(&settings, 0);
+    assert_eq!((d.rows, d.dim), (100, 2));
+    assert!(d.columns[1].ends_with("\"y\""), "{:?}", d.columns);
+    assert_eq!(d.gaps.len(), 2);
+    assert!(
+        (d.gaps[0] - 0.5).abs() < 1e-12 && (d.gaps[1] - 0.1).abs() < 1e-12,
+        "{:?}",
+        d.gaps
+    );
 }
 
 #[test]
@@ -548,6 +574,8 @@ fn parkinsons_reader_keeps_columns_from_index_3_and_drops_correlated_features() 
         assert!(label.ends_with(&format!("{name:?}")), "{label} vs {name}");
     }
     assert_eq!(d.dropped.len(), 4);
+    // Whitening copes with column variances from 1e-10 to 1e3.
+    assert_white(&d.data.train, 15, 1e-8, "Parkinsons Pca train");
     // The kept values are the file's (here: test_time, the first kept column).
     let mut from_file: Vec<f64> = text
         .lines()
@@ -628,7 +656,7 @@ fn tabular_experiment_files_parse_and_build() {
     names.sort();
     let mut want = Vec::new();
     for data in ["redwine", "whitewine"] {
-        for obj in ["dsm", "sm", "ssm", "ssm_vr"] {
+        for obj in ["approx_bp", "cp", "dsm", "sm", "ssm", "ssm_vr"] {
             want.push(format!("tabular_{data}_{obj}.ron"));
         }
     }
