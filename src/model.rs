@@ -88,6 +88,23 @@ pub trait ScoreModel {
         None
     }
 
+    /// Whether [`ScoreModel::log_density`] is normalized (a flow with a
+    /// tractable Jacobian), so maximum likelihood and exact log-likelihoods apply.
+    fn is_normalized(&self) -> bool {
+        false
+    }
+
+    /// `n` exact samples from the model (row-major `n × D`), for models that
+    /// can sample directly (flows); `None` otherwise.
+    fn sample(
+        &self,
+        _dev: &crate::device::Dev,
+        _rng: &mut dyn rand::RngCore,
+        _n: usize,
+    ) -> Option<Vec<f64>> {
+        None
+    }
+
     /// How many training points [`ScoreModel::init_from_data`] wants before
     /// the first step (0: none).
     fn data_init_points(&self) -> usize {
