@@ -181,6 +181,8 @@ pub mod streams {
     pub const MODEL: u64 = 2;
     /// Batches, projections and noise during training.
     pub const TRAIN: u64 = 3;
+    /// Samples drawn for artifacts (sample grids).
+    pub const ARTIFACTS: u64 = 4;
 }
 
 impl Experiment {

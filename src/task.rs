@@ -34,6 +34,24 @@ impl Split {
     }
 }
 
+/// Something a task produces for people to look at, such as a grid of
+/// model samples. The training loop logs images to TensorBoard at every
+/// evaluation and saves the best model's as `<name>.png` in the run folder.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Artifact {
+    /// An RGB8 image, row-major, 3 bytes a pixel.
+    Image {
+        /// File stem and TensorBoard tag suffix (letters, digits, `_`, `-`).
+        name: String,
+        /// `width · height · 3` bytes.
+        rgb: Vec<u8>,
+        /// Width in pixels.
+        width: usize,
+        /// Height in pixels.
+        height: usize,
+    },
+}
+
 /// Data, batches and evaluation for one experiment.
 pub trait Task {
     /// Data dimension `D`.
@@ -50,4 +68,14 @@ pub trait Task {
 
     /// The metric (lower is better) that picks the best checkpoint.
     fn selection_metric(&self) -> &'static str;
+
+    /// Images and other artifacts of `model` (e.g. sample grids); none by default.
+    fn artifacts(
+        &self,
+        _dev: &Dev,
+        _model: &dyn ScoreModel,
+        _rng: &mut dyn RngCore,
+    ) -> Vec<Artifact> {
+        Vec::new()
+    }
 }

@@ -26,7 +26,7 @@ use crate::error::ExperimentError;
 use crate::experiment::{derive_seed, streams, Built, Experiment};
 use crate::logging::{LogError, Logger, TensorBoardLogger};
 use crate::objective::LossContext;
-use crate::task::{Metrics, Split};
+use crate::task::{Artifact, Metrics, Split};
 use checkpoint::CheckpointError;
 use optim::{clip_global_norm, global_norm, Optimizer};
 use status::RunStatus;
@@ -137,6 +137,26 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
+/// Encodes an RGB8 image as PNG.
+pub fn png_bytes(rgb: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
+    if rgb.len() != width * height * 3 {
+        return Err(format!(
+            "image of {width}×{height} needs {} bytes, got {}",
+            width * height * 3,
+            rgb.len()
+        ));
+    }
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header().map_err(|e| e.to_string())?;
+        w.write_image_data(rgb).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
 fn progress_bar(iterations: u64, visible: bool) -> ProgressBar {
     let pb = ProgressBar::new(iterations);
     if !visible {
@@ -219,6 +239,39 @@ impl<'e> Loop<'e> {
         meta.insert("experiment".to_string(), self.exp.name.clone());
         let params = self.built.model.params();
         checkpoint::save(&self.run_dir.join(file), &params, Some(&self.opt), meta)?;
+        Ok(())
+    }
+
+    /// Logs the task's artifacts of the current model to TensorBoard and,
+    /// with `save_to`, writes images there as PNG files.
+    fn log_artifacts(
+        &mut self,
+        tb: &mut dyn Logger,
+        step: u64,
+        save_to: Option<&Path>,
+    ) -> Result<(), TrainError> {
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.exp.seed, streams::ARTIFACTS));
+        let artifacts = self
+            .built
+            .task
+            .artifacts(&self.built.dev, &*self.built.model, &mut rng);
+        for a in artifacts {
+            let Artifact::Image {
+                name,
+                rgb,
+                width,
+                height,
+            } = a;
+            tb.image(&format!("images/{name}"), step, &rgb, width, height)?;
+            if let Some(dir) = save_to {
+                let path = dir.join(format!("{name}.png"));
+                let bytes = png_bytes(&rgb, width, height).map_err(|e| TrainError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+                crate::atomic_file::write_atomic(&path, &bytes).map_err(io_err(&path))?;
+            }
+        }
         Ok(())
     }
 
@@ -324,6 +377,7 @@ impl<'e> Loop<'e> {
                 for (k, v) in &metrics {
                     tb.scalar(&format!("val/{k}"), step, *v)?;
                 }
+                self.log_artifacts(tb, step, None)?;
                 let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
                 if !sel.is_finite() {
                     pb.abandon();
@@ -365,6 +419,7 @@ impl<'e> Loop<'e> {
         for (k, v) in &test {
             tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
         }
+        self.log_artifacts(tb, steps_taken, Some(&self.run_dir.clone()))?;
         self.status.finish(best_step, &test);
         self.write_status()?;
         let seconds_per_iteration = train_time.as_secs_f64() / steps_taken as f64;
@@ -384,5 +439,26 @@ impl<'e> Loop<'e> {
             seconds_per_iteration,
             steps: steps_taken,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::png_bytes;
+
+    #[test]
+    fn png_round_trip_and_size_check() {
+        let (w, h) = (3, 2);
+        let rgb: Vec<u8> = (0..w * h * 3).map(|i| (i * 13) as u8).collect();
+        let bytes = png_bytes(&rgb, w, h).unwrap();
+        let dec = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = dec.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (w as u32, h as u32));
+        assert_eq!(&buf[..info.buffer_size()], &rgb[..]);
+        assert!(png_bytes(&rgb[1..], w, h)
+            .unwrap_err()
+            .contains("needs 18 bytes"));
     }
 }
