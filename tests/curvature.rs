@@ -123,8 +123,8 @@ fn cp_is_unbiased_for_the_hessian_diagonal() {
 fn check_cp_unbiased(m: &dyn ScoreModel, x: &[f64], draws: usize, seed: u64) {
     let exact = exact_diag(m, x);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut sum = vec![0.0; N * D];
-    let mut sum2 = vec![0.0; N * D];
+    let mut sum = [0.0; N * D];
+    let mut sum2 = [0.0; N * D];
     for _ in 0..draws {
         let (_, d) = estimate(m, x, &mut CurvatureMethod::Cp { rng: &mut rng });
         for (k, v) in d.iter().enumerate() {
