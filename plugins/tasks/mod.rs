@@ -1,3 +1,4 @@
 //! Task plugins: data, batches and evaluation.
 
 pub mod synthetic;
+pub mod tabular;
