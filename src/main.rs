@@ -103,6 +103,17 @@ enum Command {
         #[arg(long)]
         no_progress: bool,
     },
+    /// Print the sweep table (mean ± standard error) from runs that already
+    /// finished: each DIR is a run folder or an experiment's folder of runs
+    /// (logs/<name>/), one table row each. Trains nothing.
+    Report {
+        /// Run folders or experiment folders.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Metrics to report, comma-separated (as for `sweep`).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Option<Vec<String>>,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
@@ -275,6 +286,10 @@ fn run(cli: Cli) -> Result<()> {
                 let total: usize = report.rows.iter().map(|r| r.runs.len()).sum();
                 anyhow::bail!("{} of {total} runs failed", report.failed_runs());
             }
+        }
+        Command::Report { dirs, metrics } => {
+            let report = slicedscore::sweep::report_runs(&dirs, &metrics)?;
+            print!("{}", report.table());
         }
         Command::Bench { which } => match which {
             BenchCommand::Scaling {

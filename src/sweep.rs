@@ -673,3 +673,125 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
     }
     run
 }
+
+/// The run folders under `dir`: `dir` itself when it holds a `metrics.json`,
+/// else its subfolders that do (sorted), e.g. every run of one experiment
+/// under `logs/<name>/`.
+fn run_folders(dir: &Path) -> Result<Vec<PathBuf>, SweepError> {
+    if dir.join(crate::train::METRICS_FILE).is_file() {
+        return Ok(vec![dir.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(dir).map_err(|source| SweepError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let mut runs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join(crate::train::METRICS_FILE).is_file())
+        .collect();
+    runs.sort();
+    Ok(runs)
+}
+
+/// A finished or failed run as recorded in its `metrics.json`.
+fn recorded_run(run_dir: &Path) -> Result<SeedRun, SweepError> {
+    let path = run_dir.join(crate::train::METRICS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| SweepError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| SweepError::Io {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    let mut metrics = BTreeMap::new();
+    for block in [&v["test"]["metrics"], &v["best"]["metrics"]] {
+        if let Some(obj) = block.as_object() {
+            for (k, x) in obj {
+                if let Some(x) = x.as_f64() {
+                    metrics.insert(k.clone(), x);
+                }
+            }
+        }
+    }
+    if let Some(x) = v["train"]["seconds_per_iteration"].as_f64() {
+        metrics.insert("train/seconds_per_iteration".into(), x);
+    }
+    let status = v["status"].as_str().unwrap_or("unknown");
+    let finished = status == "finished";
+    Ok(SeedRun {
+        seed: v["seed"].as_u64().unwrap_or(0),
+        run_dir: Some(run_dir.to_path_buf()),
+        status: if finished { "finished" } else { "failed" },
+        error: (!finished).then(|| {
+            v["error"]
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| format!("run status `{status}`"))
+        }),
+        metrics,
+    })
+}
+
+/// The sweep table from runs that already finished: each of `dirs` is one
+/// row, either a run folder or an experiment's folder of runs
+/// (`logs/<name>/`, every run in it counted, e.g. one per seed). Nothing is
+/// trained and nothing is written; `sweep_dir` of the report is empty.
+pub fn report_runs(
+    dirs: &[PathBuf],
+    metrics: &Option<Vec<String>>,
+) -> Result<SweepReport, SweepError> {
+    if dirs.is_empty() {
+        return Err(SweepError::Empty("no run folders"));
+    }
+    let mut parsed = Vec::new();
+    let mut runs = Vec::new();
+    for dir in dirs {
+        let folders = run_folders(dir)?;
+        let first = folders.first().ok_or(SweepError::Empty(
+            "a folder holds no run (no metrics.json in it or its subfolders)",
+        ))?;
+        let exp_path = first.join(crate::train::EXPERIMENT_COPY);
+        let exp = Experiment::load(&exp_path)?;
+        let text = String::new();
+        parsed.push((exp_path, exp, text));
+        runs.push(
+            folders
+                .iter()
+                .map(|f| recorded_run(f))
+                .collect::<Result<Vec<_>, _>>()?,
+        );
+    }
+    let labels = labels(&parsed);
+    let mut rows: Vec<SweepRow> = parsed
+        .iter()
+        .zip(labels)
+        .zip(runs)
+        .map(|(((f, e, _), label), runs)| SweepRow {
+            label,
+            file: f.clone(),
+            experiment: e.name.clone(),
+            objective: e.objective.name.clone(),
+            model: e.model.name.clone(),
+            task: e.task.name.clone(),
+            runs,
+            cells: BTreeMap::new(),
+        })
+        .collect();
+    let chosen = chosen_metrics(&rows, metrics);
+    for row in &mut rows {
+        summarise(row, &chosen);
+    }
+    let mut seeds: Vec<u64> = rows
+        .iter()
+        .flat_map(|r| r.runs.iter().map(|s| s.seed))
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    Ok(SweepReport {
+        sweep_dir: PathBuf::new(),
+        seeds,
+        metrics: chosen,
+        rows,
+    })
+}

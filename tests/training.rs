@@ -604,3 +604,33 @@ fn patience_stops_training_early_and_still_tests_the_best_model() {
     assert_eq!(m["history"].as_array().unwrap().len(), 2);
     assert!(m["test"]["metrics"]["test/sm_loss"].is_number());
 }
+
+#[test]
+fn report_summarises_finished_runs_without_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp_dir = tmp.path().join("itest");
+    std::fs::create_dir_all(&exp_dir).unwrap();
+    let mut values = Vec::new();
+    for seed in [0, 1] {
+        let spec = ExpSpec {
+            seed,
+            iterations: 50,
+            eval_every: 25,
+            ..ExpSpec::default()
+        };
+        let (_, s) = finished(&spec, &exp_dir, &format!("run{seed}"));
+        values.push(s.test["sm_loss"]);
+    }
+    let report =
+        slicedscore::sweep::report_runs(&[exp_dir], &Some(vec!["sm_loss".into()])).unwrap();
+    assert_eq!(report.rows.len(), 1);
+    let row = &report.rows[0];
+    assert_eq!(row.finished(), 2);
+    assert_eq!(report.seeds, vec![0, 1]);
+    let cell = row.cells["test/sm_loss"];
+    assert_eq!(cell.n, 2);
+    assert!((cell.mean - (values[0] + values[1]) / 2.0).abs() < 1e-12);
+    assert!(report.table().contains("ssm_vr"));
+    // A folder without runs is an error, not an empty table.
+    assert!(slicedscore::sweep::report_runs(&[tmp.path().join("none")], &None).is_err());
+}
