@@ -170,13 +170,14 @@ fn mlp_input_gradient_matches_finite_differences() {
     }
 }
 
-const MODELS: [&str; 6] = [
+const MODELS: [&str; 7] = [
     r#"{"dkef": (features: 5, layers: 2, inducing_points: 4)}"#,
     r#"{"dkef": (features: 4, layers: 1, inducing_points: 3, log10_bandwidths: [0.3], skip: false, activation: Tanh)}"#,
     r#"{"mlp_energy": (hidden: [6, 5], activation: Softplus)}"#,
     r#"{"mlp_energy": (hidden: [6], activation: Tanh)}"#,
     r#"{"mlp_score": (hidden: [6, 5], activation: Swish)}"#,
     r#"{"mlp_score": (hidden: [7], activation: Tanh)}"#,
+    r#"{"nice": (couplings: 3, hidden_layers: 2, hidden_units: 5)}"#,
 ];
 
 /// Score at points, by the model.

@@ -116,6 +116,7 @@ fn sliced_objectives_are_unbiased_for_exact_sm_with_every_isotropic_projection()
         r#"{"dkef": (features: 8, layers: 2, inducing_points: 10)}"#,
         r#"{"mlp_energy": (hidden: [16, 16], activation: Softplus)}"#,
         r#"{"mlp_score": (hidden: [16], activation: Tanh)}"#,
+        r#"{"nice": (couplings: 2, hidden_layers: 1, hidden_units: 8)}"#,
     ] {
         for proj in ["rademacher", "gaussian", "sphere"] {
             for obj in [

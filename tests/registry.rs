@@ -30,11 +30,11 @@ fn expected_plugins_are_registered_once() {
     has(names::<dyn TaskConfig>(), &["synthetic"]);
     has(
         names::<dyn ModelConfig>(),
-        &["dkef", "mlp_energy", "mlp_score"],
+        &["dkef", "mlp_energy", "mlp_score", "nice"],
     );
     has(
         names::<dyn ObjectiveConfig>(),
-        &["dsm", "sm", "ssm", "ssm_vr"],
+        &["dsm", "mle", "sm", "ssm", "ssm_vr"],
     );
     has(
         names::<dyn ProjectionConfig>(),

@@ -3,3 +3,4 @@
 pub mod dkef;
 pub mod mlp_energy;
 pub mod mlp_score;
+pub mod nice;

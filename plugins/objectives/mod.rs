@@ -2,6 +2,7 @@
 
 pub mod curvature_sm;
 pub mod dsm;
+pub mod mle;
 pub mod sm;
 pub mod ssm;
 pub mod ssm_vr;
