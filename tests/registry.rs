@@ -210,3 +210,29 @@ fn data_seed_keeps_the_data_while_seed_varies() {
     assert_ne!(val_metrics(1, None), val_metrics(2, None));
     assert_ne!(val_metrics(1, Some(7)), val_metrics(1, Some(8)));
 }
+
+/// Files that cannot be built in CI (CUDA device, data to fetch) still
+/// parse, name registered plugins, and fail validation only for the device.
+#[test]
+fn cuda_and_needs_data_experiment_files_parse() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut count = 0;
+    for sub in ["cuda", "needs-data"] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let exp: Experiment =
+                ron::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            match exp.validate() {
+                Ok(()) => assert_eq!(sub, "needs-data", "{}", path.display()),
+                Err(e) => assert!(
+                    sub == "cuda" && e.field == "device",
+                    "{}: {e}",
+                    path.display()
+                ),
+            }
+            count += 1;
+        }
+    }
+    assert!(count >= 16, "found {count} files");
+}
