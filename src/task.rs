@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use rand::seq::SliceRandom;
 use rand::RngCore;
 
 use crate::device::Dev;
@@ -14,6 +15,39 @@ use crate::model::ScoreModel;
 
 /// Metric name → value. Names use `/`-free snake case; the loop prefixes the split.
 pub type Metrics = BTreeMap<String, f64>;
+
+/// Draws training rows in epochs: a fresh random order of all `n` rows each
+/// epoch, so every row is seen once per epoch (the first epoch is shuffled too).
+#[derive(Debug, Clone)]
+pub struct EpochSampler {
+    order: Vec<usize>,
+    cursor: usize,
+}
+
+impl EpochSampler {
+    /// A sampler over rows `0..n`.
+    pub fn new(n: usize) -> Self {
+        Self {
+            order: (0..n).collect(),
+            cursor: n,
+        }
+    }
+
+    /// The next row index, reshuffling at the start of each epoch.
+    ///
+    /// # Panics
+    /// If the sampler has no rows.
+    pub fn next_index(&mut self, rng: &mut dyn RngCore) -> usize {
+        assert!(!self.order.is_empty(), "EpochSampler over no rows");
+        if self.cursor == self.order.len() {
+            self.order.shuffle(rng);
+            self.cursor = 0;
+        }
+        let i = self.order[self.cursor];
+        self.cursor += 1;
+        i
+    }
+}
 
 /// Which held-out split to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

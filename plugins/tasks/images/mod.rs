@@ -59,7 +59,7 @@ use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
 use crate::registry::TaskConfig;
-use crate::task::{Artifact, Metrics, Split, Task};
+use crate::task::{Artifact, EpochSampler, Metrics, Split, Task};
 
 use source::{ImageSet, ImageSource, Images};
 use transform::{PixelTransform, Quantization};
@@ -171,8 +171,7 @@ pub struct ImagesTask {
     quantization: Quantization,
     transform: PixelTransform,
     train: Images,
-    order: Vec<usize>,
-    cursor: usize,
+    epochs: EpochSampler,
     val: EvalSplit,
     test: EvalSplit,
     samples: usize,
@@ -458,8 +457,7 @@ impl ImagesTask {
             width,
             quantization,
             transform,
-            order: (0..train.count).collect(),
-            cursor: train.count,
+            epochs: EpochSampler::new(train.count),
             train,
             val,
             test,
@@ -518,12 +516,7 @@ impl Task for ImagesTask {
         let d = self.dim();
         let mut out = Vec::with_capacity(batch_size * d);
         for _ in 0..batch_size {
-            if self.cursor == self.order.len() {
-                self.order.shuffle(rng);
-                self.cursor = 0;
-            }
-            let i = self.order[self.cursor];
-            self.cursor += 1;
+            let i = self.epochs.next_index(rng);
             let px = &self.train.pixels[i * d..(i + 1) * d];
             self.transform
                 .dequantize_into(self.quantization, px, rng, &mut out);

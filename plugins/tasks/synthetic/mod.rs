@@ -15,7 +15,6 @@
 //! The best checkpoint is chosen by validation `sm_loss`, which needs no
 //! ground truth, as it would on real data.
 
-use rand::seq::SliceRandom;
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -27,7 +26,7 @@ use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
 use crate::registry::TaskConfig;
 use crate::targets::{self, Target, TargetSpec};
-use crate::task::{Metrics, Split, Task};
+use crate::task::{EpochSampler, Metrics, Split, Task};
 
 fn default_train() -> usize {
     10_000
@@ -67,8 +66,7 @@ pub struct Synthetic {
     val: Vec<f64>,
     test: Vec<f64>,
     fresh: bool,
-    order: Vec<usize>,
-    cursor: usize,
+    epochs: EpochSampler,
 }
 
 /// Rows expanded at once when computing exact SM for evaluation.
@@ -139,12 +137,7 @@ impl Task for Synthetic {
         let d = self.dim;
         let mut out = Vec::with_capacity(batch_size * d);
         for _ in 0..batch_size {
-            if self.cursor == self.order.len() {
-                self.order.shuffle(rng);
-                self.cursor = 0;
-            }
-            let i = self.order[self.cursor];
-            self.cursor += 1;
+            let i = self.epochs.next_index(rng);
             out.extend_from_slice(&self.train[i * d..(i + 1) * d]);
         }
         out
@@ -189,8 +182,7 @@ impl TaskConfig for SyntheticConfig {
         let val = target.sample(rng, self.val_size);
         let test = target.sample(rng, self.test_size);
         Ok(Box::new(Synthetic {
-            order: (0..train.len() / dim).collect(),
-            cursor: train.len() / dim,
+            epochs: EpochSampler::new(train.len() / dim),
             target,
             dim,
             train,

@@ -25,7 +25,6 @@ pub mod likelihood;
 pub mod preprocess;
 pub mod source;
 
-use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -36,7 +35,7 @@ use crate::experiment::derive_seed;
 use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
 use crate::registry::TaskConfig;
-use crate::task::{Metrics, Split, Task};
+use crate::task::{EpochSampler, Metrics, Split, Task};
 
 use preprocess::{Preprocessing, SplitSizes, Splits, Whitening};
 use source::{SourceSpec, Table};
@@ -221,8 +220,7 @@ pub struct Tabular {
     description: String,
     dim: usize,
     data: Splits,
-    order: Vec<usize>,
-    cursor: usize,
+    epochs: EpochSampler,
     importance_samples: usize,
     importance_seed: u64,
 }
@@ -239,8 +237,7 @@ impl Tabular {
         Self {
             description,
             dim: prepared.dim,
-            order: (0..s.train).collect(),
-            cursor: s.train,
+            epochs: EpochSampler::new(s.train),
             data: prepared.data,
             importance_samples,
             importance_seed,
@@ -277,12 +274,7 @@ impl Task for Tabular {
         let d = self.dim;
         let mut out = Vec::with_capacity(batch_size * d);
         for _ in 0..batch_size {
-            if self.cursor == self.order.len() {
-                self.order.shuffle(rng);
-                self.cursor = 0;
-            }
-            let i = self.order[self.cursor];
-            self.cursor += 1;
+            let i = self.epochs.next_index(rng);
             out.extend_from_slice(&self.data.train[i * d..(i + 1) * d]);
         }
         out
