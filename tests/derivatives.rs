@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use slicedscore::autodiff::{Graph, Jet};
 use slicedscore::device;
@@ -253,7 +253,6 @@ const OBJECTIVES: [&str; 5] = [
 ];
 
 #[test]
-#[allow(clippy::needless_range_loop)]
 fn parameter_gradients_of_every_objective_match_finite_differences() {
     let proj = projection(r#"{"gaussian": ()}"#);
     for mspec in MODELS {
@@ -262,34 +261,9 @@ fn parameter_gradients_of_every_objective_match_finite_differences() {
             let obj = objective(ospec);
             let mut rng = ChaCha8Rng::seed_from_u64(22);
             let x = mat(randn(&mut rng, N * D), N, D);
-            let grads = loss_grad(&*obj, &*m, &*proj, &x, 99);
-            let h = 1e-5;
-            let nparams = m.params().len();
-            let mut checked = 0;
-            for pi in 0..nparams {
-                let base = device::to_host(&m.params()[pi].value);
-                let (r, c) = m.params()[pi].shape();
-                // Up to 6 entries of each parameter, chosen at random.
-                for _ in 0..6.min(base.len()) {
-                    let k = rng.gen_range(0..base.len());
-                    let mut set = |delta: f64| {
-                        let mut b = base.clone();
-                        b[k] += delta;
-                        m.params_mut()[pi].value = mat(b, r, c);
-                        loss_value(&*obj, &*m, &*proj, &x, 99)
-                    };
-                    let fd = (set(h) - set(-h)) / (2.0 * h);
-                    m.params_mut()[pi].value = mat(base.clone(), r, c);
-                    let got = grads[pi][k];
-                    let e = rel_err(got, fd, 1e-4);
-                    assert!(
-                        e <= 1e-4,
-                        "{mspec} {ospec}: ∂loss/∂{}[{k}] = {got} by backward, {fd} by finite differences (relative error {e:.2e})",
-                        m.params()[pi].name
-                    );
-                    checked += 1;
-                }
-            }
+            let label = format!("{mspec} {ospec}");
+            let checked =
+                check_param_gradients(&mut *m, &*obj, &*proj, &x, 99, &mut rng, 6, &label);
             assert!(checked > 10);
         }
     }

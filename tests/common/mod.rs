@@ -204,3 +204,47 @@ pub fn num(v: &serde_json::Value, what: &str) -> f64 {
     v.as_f64()
         .unwrap_or_else(|| panic!("{what} is not a number: {v}"))
 }
+
+/// Checks ∇θ of `obj` at `x` (one backward pass, projections and noise from
+/// `seed`) against central finite differences on up to `per_param` random
+/// entries of every parameter, to relative error 1e-4; returns how many
+/// entries were checked. `label` names the case in failure messages.
+#[allow(clippy::too_many_arguments)]
+pub fn check_param_gradients(
+    m: &mut dyn ScoreModel,
+    obj: &dyn Objective,
+    proj: &dyn Projection,
+    x: &Mat,
+    seed: u64,
+    rng: &mut impl Rng,
+    per_param: usize,
+    label: &str,
+) -> usize {
+    let grads = loss_grad(obj, m, proj, x, seed);
+    let h = 1e-5;
+    let mut checked = 0;
+    for (pi, grad) in grads.iter().enumerate() {
+        let base = device::to_host(&m.params()[pi].value);
+        let (r, c) = m.params()[pi].shape();
+        for _ in 0..per_param.min(base.len()) {
+            let k = rng.gen_range(0..base.len());
+            let mut at = |delta: f64| {
+                let mut b = base.clone();
+                b[k] += delta;
+                m.params_mut()[pi].value = mat(b, r, c);
+                loss_value(obj, m, proj, x, seed)
+            };
+            let fd = (at(h) - at(-h)) / (2.0 * h);
+            m.params_mut()[pi].value = mat(base.clone(), r, c);
+            let e = rel_err(grad[k], fd, 1e-4);
+            assert!(
+                e <= 1e-4,
+                "{label}: ∂loss/∂{}[{k}] = {} by backward, {fd} by finite differences (relative error {e:.2e})",
+                m.params()[pi].name,
+                grad[k]
+            );
+            checked += 1;
+        }
+    }
+    checked
+}
