@@ -17,6 +17,11 @@
 //!    sinks (TensorBoard events, `metrics.json`) and checkpoints are written
 //!    atomically.
 //!
+//! 4. Around runs: [`sweep`] repeats experiments over seeds and tabulates
+//!    them (or reads finished runs), [`mod@bench`] measures cost against the
+//!    dimension, [`run_loader`] reloads a trained model, and [`targets`]
+//!    provides densities with closed-form scores for tasks and tests.
+//!
 //! The core (everything in `src/`) names no plugin; the plugins
 //! (`plugins/`, compiled as [`plugins`]) register themselves.
 

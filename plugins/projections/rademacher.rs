@@ -1,4 +1,4 @@
-//! `rademacher`: every coordinate ±1 with equal probability (E[vvᵀ] = I).
+//! `rademacher`: every coordinate ±1 with equal probability (E\[vvᵀ\] = I).
 
 use rand::{Rng, RngCore};
 use serde::Deserialize;

@@ -1,4 +1,4 @@
-//! `sphere`: uniform on the sphere of radius √D, so E[vvᵀ] = I.
+//! `sphere`: uniform on the sphere of radius √D, so E\[vvᵀ\] = I.
 
 use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};

@@ -11,7 +11,7 @@
 //!
 //! Models walk their layers from the output back to the input calling
 //! [`Curvature::linear`], [`Curvature::elementwise`] and, for terms with a
-//! known Hessian, [`Curvature::add_diagonal`] / [`Curvature::add_rank_one`].
+//! known Hessian, [`Curvature::add_diagonal`] / [`Curvature::add_rank_one_centred`].
 //! Everything is written with [`Graph`] ops, so the estimate is
 //! differentiable in θ by the same single backward pass.
 
