@@ -15,13 +15,13 @@ use slicedscore::autodiff::Graph;
 use slicedscore::device::{self, Dev, Mat};
 use slicedscore::error::ConfigError;
 use slicedscore::experiment::Experiment;
-use slicedscore::model::{ModelFamily, ScoreModel, Terms};
-use slicedscore::nn::Param;
-use slicedscore::plugins::tasks::images::idx::{
+use slicedscore::image_data::idx::{
     self, encode_images, encode_labels, gzip, IdxImages, IdxProblem,
 };
-use slicedscore::plugins::tasks::images::source::{ImageSource, MNIST_FILES};
-use slicedscore::plugins::tasks::images::transform::sigmoid;
+use slicedscore::image_data::source::{ImageSource, MNIST_FILES};
+use slicedscore::image_data::transform::sigmoid;
+use slicedscore::model::{ModelFamily, ScoreModel, Terms};
+use slicedscore::nn::Param;
 use slicedscore::plugins::tasks::images::{
     grid_shape, sample_grid, ImagesConfig, ImagesTask, SplitSizes, BORDER,
 };

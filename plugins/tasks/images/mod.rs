@@ -3,11 +3,11 @@
 //! matching paper (Table 1).
 //!
 //! Data flow: `build` validates the settings, loads an [`ImageSet`]
-//! (`source.rs`, `idx.rs`), shuffles the data set's training images with the
+//! ([`crate::image_data`]), shuffles the data set's training images with the
 //! experiment's task stream and splits off `val_fraction` of them for
 //! validation (90/10 by default); a source without a test set of its own
 //! (`Digits`, `Idx` without test files) first holds out `test_fraction`.
-//! Pixels are stored as integers. Following `transform.rs`, every pixel `p`
+//! Pixels are stored as integers. Following [`crate::image_data::transform`], every pixel `p`
 //! is scaled to `p/m ∈ [0, 1]`, dequantised by `(U − ½)/L` (`L` = 256 levels
 //! for 8-bit images, 17 for digits), clamped to `[α, 1 − α]` and mapped to
 //! logit space (`logit: true`, the default). Training batches are shuffled
@@ -45,10 +45,6 @@
 //!
 //! The best checkpoint is chosen by validation `sm_loss`.
 
-pub mod idx;
-pub mod source;
-pub mod transform;
-
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,8 +57,9 @@ use crate::objective::exact_sm_per_point;
 use crate::registry::TaskConfig;
 use crate::task::{Artifact, EpochSampler, Metrics, Split, Task};
 
-use source::{ImageSet, ImageSource, Images};
-use transform::{PixelTransform, Quantization};
+pub use crate::image_data::grid::{grid_shape, tile_grid, BORDER};
+use crate::image_data::source::{ImageSet, ImageSource, Images};
+use crate::image_data::transform::{PixelTransform, Quantization};
 
 /// Rows expanded at once when computing exact SM (`points × D`).
 const EVAL_ROWS: usize = 8192;
@@ -272,48 +269,6 @@ pub fn log_densities(dev: &Dev, model: &dyn ScoreModel, x: &[f64], dim: usize) -
         out.extend(device::to_host(&model.log_density(&mut g, &xm)?));
     }
     Some(out)
-}
-
-/// Columns and rows of a grid of `n` tiles: `⌈√n⌉` columns.
-pub fn grid_shape(n: usize) -> (usize, usize) {
-    let mut cols = (n as f64).sqrt().ceil() as usize;
-    while cols * cols < n {
-        cols += 1;
-    }
-    let cols = cols.max(1);
-    (cols, n.div_ceil(cols).max(1))
-}
-
-/// Grey of the 1-pixel borders between tiles.
-pub const BORDER: u8 = 128;
-
-/// Tiles `n` grayscale images of `height × width` pixels (values in [0, 1],
-/// row-major, image after image) into an RGB8 grid of `⌈√n⌉` columns with
-/// 1-pixel grey borders; returns `(rgb, width, height)`. Values are clamped
-/// to [0, 1]; a non-finite value is drawn red.
-pub fn tile_grid(images: &[f64], n: usize, height: usize, width: usize) -> (Vec<u8>, usize, usize) {
-    let (cols, rows) = grid_shape(n);
-    let gw = cols * (width + 1) + 1;
-    let gh = rows * (height + 1) + 1;
-    let mut rgb = vec![BORDER; gw * gh * 3];
-    for k in 0..n {
-        let (tr, tc) = (k / cols, k % cols);
-        for i in 0..height {
-            for j in 0..width {
-                let v = images[(k * height + i) * width + j];
-                let px = if v.is_finite() {
-                    let g = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-                    [g, g, g]
-                } else {
-                    [255, 0, 0]
-                };
-                let y = tr * (height + 1) + 1 + i;
-                let x = tc * (width + 1) + 1 + j;
-                rgb[(y * gw + x) * 3..(y * gw + x) * 3 + 3].copy_from_slice(&px);
-            }
-        }
-    }
-    (rgb, gw, gh)
 }
 
 /// `n` samples of `model` (whose coordinates are `transform` of
@@ -575,7 +530,7 @@ impl Task for ImagesTask {
 }
 
 impl TaskConfig for ImagesConfig {
-    fn build(&self, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, _dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         Ok(Box::new(self.build_task(rng)?))
     }
 }
