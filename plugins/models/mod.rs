@@ -4,3 +4,5 @@ pub mod dkef;
 pub mod mlp_energy;
 pub mod mlp_score;
 pub mod nice;
+pub mod spectral;
+pub mod stein;
