@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::device::{self, Dev};
 use crate::error::{require_at_least, require_positive, ConfigError, ExperimentError};
-use crate::model::ScoreModel;
+use crate::model::{NoModel, ScoreModel};
 use crate::objective::Objective;
 use crate::projection::Projection;
 use crate::registry::{Component, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig};
@@ -124,17 +124,23 @@ pub struct Experiment {
     pub device: DeviceChoice,
     /// Data and evaluation.
     pub task: Component<dyn TaskConfig>,
-    /// The score model.
-    pub model: Component<dyn ModelConfig>,
-    /// The training loss.
-    pub objective: Component<dyn ObjectiveConfig>,
-    /// Distribution of projection directions (used by sliced objectives).
-    pub projection: Component<dyn ProjectionConfig>,
+    /// The score model; left out only for a task that uses none (see
+    /// [`Task::uses_model`]).
+    #[serde(default, deserialize_with = "present")]
+    pub model: Option<Component<dyn ModelConfig>>,
+    /// The training loss; needed when the model is trained (not for a kernel
+    /// estimator fitted from samples, or a task without a model).
+    #[serde(default, deserialize_with = "present")]
+    pub objective: Option<Component<dyn ObjectiveConfig>>,
+    /// Distribution of projection directions (used by sliced objectives);
+    /// given exactly when `objective` is.
+    #[serde(default, deserialize_with = "present")]
+    pub projection: Option<Component<dyn ProjectionConfig>>,
     /// Optimizer and learning rate.
     pub optimizer: OptimizerConfig,
     /// Points per training step.
     pub batch_size: usize,
-    /// Training steps.
+    /// Training steps (0 for a model fitted from samples, with nothing to train).
     pub iterations: usize,
     /// Steps between validation evaluations (and checkpoints).
     pub eval_every: usize,
@@ -156,15 +162,25 @@ pub struct Built {
     pub dev: Dev,
     /// Data and evaluation.
     pub task: Box<dyn Task>,
-    /// The model being trained.
+    /// The model being trained or fitted ([`NoModel`] for a task that uses none).
     pub model: Box<dyn ScoreModel>,
-    /// The loss.
-    pub objective: Box<dyn Objective>,
-    /// The projection distribution.
-    pub projection: Box<dyn Projection>,
+    /// The training loss, when the model is trained.
+    pub objective: Option<Box<dyn Objective>>,
+    /// Where projection directions come from, with `objective`.
+    pub projection: Option<Box<dyn Projection>>,
 }
 
-/// Derives an independent seed for one purpose from the experiment seed.
+/// A component written in the file (`model: {"mlp_score": (…)}`), which an
+/// `Option` field would otherwise need as `Some(…)`.
+fn present<'de, D, C>(d: D) -> Result<Option<Component<C>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    C: ?Sized + crate::registry::ComponentKind,
+    Component<C>: Deserialize<'de>,
+{
+    Component::<C>::deserialize(d).map(Some)
+}
+
 pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     // SplitMix64 finaliser over (seed, stream).
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -228,7 +244,6 @@ impl Experiment {
             ));
         }
         require_at_least("batch_size", self.batch_size, 1)?;
-        require_at_least("iterations", self.iterations, 1)?;
         require_at_least("eval_every", self.eval_every, 1)?;
         require_at_least("log_every", self.log_every, 1)?;
         if let Some(c) = self.grad_clip {
@@ -254,7 +269,8 @@ impl Experiment {
     }
 
     /// Builds the task, model, objective and projection, validating each
-    /// plugin's settings.
+    /// plugin's settings and that the file gives exactly the components the
+    /// task and model use.
     pub fn build(&self) -> Result<Built, ConfigError> {
         let dev = device::new_device(self.seed);
         let data_seed = self.data_seed.unwrap_or(self.seed);
@@ -262,29 +278,106 @@ impl Experiment {
         let task = self
             .task
             .config
-            .build(&mut task_rng)
+            .build(&dev, &mut task_rng)
             .map_err(|e| e.within(&format!("task.{}", self.task.name)))?;
-        let model = self.build_model(&dev, task.dim())?;
-        let objective = self
-            .objective
-            .config
-            .build()
-            .map_err(|e| e.within(&format!("objective.{}", self.objective.name)))?;
-        let projection = self
-            .projection
-            .config
-            .build()
-            .map_err(|e| e.within(&format!("projection.{}", self.projection.name)))?;
-        objective.check_model(&*model).map_err(|m| {
-            ConfigError::new("objective", format!("`{}`: {m}", self.objective.name))
+        let task_name = &self.task.name;
+        if !task.uses_model() {
+            for (field, given) in [
+                ("model", self.model.is_some()),
+                ("objective", self.objective.is_some()),
+                ("projection", self.projection.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::new(
+                        field,
+                        format!(
+                            "task `{task_name}` with these settings uses no {field}; remove it"
+                        ),
+                    ));
+                }
+            }
+            return self.finish_build(dev, task, Box::new(NoModel), None, None);
+        }
+        let model = self.build_model_for(&dev, &*task)?;
+        task.check_model(&*model)?;
+        let model_name = self.model_name();
+        if model.fits_from_samples() {
+            for (field, given) in [
+                ("objective", self.objective.is_some()),
+                ("projection", self.projection.is_some()),
+            ] {
+                if given {
+                    return Err(ConfigError::new(
+                        field,
+                        format!(
+                            "model `{model_name}` is fitted from samples, not trained; remove the {field}"
+                        ),
+                    ));
+                }
+            }
+            return self.finish_build(dev, task, model, None, None);
+        }
+        let objective = self.objective.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "objective",
+                format!("model `{model_name}` is trained: name an objective"),
+            )
         })?;
-        if objective.requires_isotropic_projection() && !projection.isotropic() {
+        let projection = self.projection.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "projection",
+                "needed with an objective (e.g. `projection: {\"rademacher\": ()}`)",
+            )
+        })?;
+        let objective_built = objective
+            .config
+            .build()
+            .map_err(|e| e.within(&format!("objective.{}", objective.name)))?;
+        let projection_built = projection
+            .config
+            .build()
+            .map_err(|e| e.within(&format!("projection.{}", projection.name)))?;
+        objective_built
+            .check_model(&*model)
+            .map_err(|m| ConfigError::new("objective", format!("`{}`: {m}", objective.name)))?;
+        if objective_built.requires_isotropic_projection() && !projection_built.isotropic() {
             return Err(ConfigError::new(
                 "projection",
                 format!(
                     "objective `{}` needs E[vvᵀ] = I, which projection `{}` does not satisfy",
-                    self.objective.name, self.projection.name
+                    objective.name, projection.name
                 ),
+            ));
+        }
+        self.finish_build(
+            dev,
+            task,
+            model,
+            Some(objective_built),
+            Some(projection_built),
+        )
+    }
+
+    fn finish_build(
+        &self,
+        dev: Dev,
+        task: Box<dyn Task>,
+        model: Box<dyn ScoreModel>,
+        objective: Option<Box<dyn Objective>>,
+        projection: Option<Box<dyn Projection>>,
+    ) -> Result<Built, ConfigError> {
+        let trainable =
+            model.num_parameters() + task.params().iter().map(|p| p.numel()).sum::<usize>();
+        if self.iterations == 0 && trainable > 0 {
+            return Err(ConfigError::new(
+                "iterations",
+                format!("must be ≥ 1: {trainable} parameters are trained"),
+            ));
+        }
+        if self.iterations > 0 && trainable == 0 {
+            return Err(ConfigError::new(
+                "iterations",
+                "must be 0: nothing is trained (the model is fitted from samples)",
             ));
         }
         Ok(Built {
@@ -296,13 +389,68 @@ impl Experiment {
         })
     }
 
+    /// Builds the model the task asks for: of dimension `task.dim()`,
+    /// conditional on `task.model_context_dim()` columns when there are
+    /// some. A model that cannot condition but is fitted from samples (a
+    /// kernel estimator) is built unconditionally: refitted on the samples
+    /// of each condition, it conditions by construction.
+    pub fn build_model_for(
+        &self,
+        dev: &Dev,
+        task: &dyn Task,
+    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+        let context = task.model_context_dim();
+        match self.build_model_with_context(dev, task.dim(), context) {
+            Err(e) if context > 0 => {
+                let plain = self.build_model(dev, task.dim())?;
+                if plain.fits_from_samples() {
+                    Ok(plain)
+                } else {
+                    Err(e)
+                }
+            }
+            built => built,
+        }
+    }
+
     /// Builds only the model, for data of dimension `dim` (used to reload a run).
     pub fn build_model(&self, dev: &Dev, dim: usize) -> Result<Box<dyn ScoreModel>, ConfigError> {
+        self.build_model_with_context(dev, dim, 0)
+    }
+
+    /// Builds only the model, for `z` of dimension `dim` given `context`
+    /// conditioning columns (0: an unconditional model).
+    pub fn build_model_with_context(
+        &self,
+        dev: &Dev,
+        dim: usize,
+        context: usize,
+    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+        let model = self.model.as_ref().ok_or_else(|| {
+            ConfigError::new("model", format!("task `{}` needs a model", self.task.name))
+        })?;
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, streams::MODEL));
-        self.model
-            .config
-            .build(dev, dim, &mut rng)
-            .map_err(|e| e.within(&format!("model.{}", self.model.name)))
+        let built = if context == 0 {
+            model.config.build(dev, dim, &mut rng)
+        } else {
+            model.config.build_conditional(dev, dim, context, &mut rng)
+        };
+        built.map_err(|e| e.within(&format!("model.{}", model.name)))
+    }
+
+    /// The model's plugin name, or `-` when the file has none.
+    pub fn model_name(&self) -> &str {
+        self.model.as_ref().map_or("-", |c| c.name.as_str())
+    }
+
+    /// The objective's plugin name, or `-` when the file has none.
+    pub fn objective_name(&self) -> &str {
+        self.objective.as_ref().map_or("-", |c| c.name.as_str())
+    }
+
+    /// The projection's plugin name, or `-` when the file has none.
+    pub fn projection_name(&self) -> &str {
+        self.projection.as_ref().map_or("-", |c| c.name.as_str())
     }
 
     /// The path of the run folder for a run started now.

@@ -25,12 +25,15 @@
 //! The core (everything in `src/`) names no plugin; the plugins
 //! (`plugins/`, compiled as [`plugins`]) register themselves.
 
+pub mod ais;
 pub mod atomic_file;
 pub mod autodiff;
 pub mod bench;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod image_data;
+pub mod kernels;
 pub mod linalg;
 pub mod logging;
 pub mod model;

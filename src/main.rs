@@ -113,6 +113,11 @@ enum Command {
         /// Metrics to report, comma-separated (as for `sweep`).
         #[arg(long, value_delimiter = ',')]
         metrics: Option<Vec<String>>,
+        /// Also print each metric as a grid: rows = score estimator
+        /// (objective, fitted model or ELBO), columns = task and dimension
+        /// (the layout of the paper's Table 2).
+        #[arg(long)]
+        grid: bool,
     },
     /// Benchmarks.
     Bench {
@@ -235,10 +240,10 @@ fn run(cli: Cli) -> Result<()> {
                     "{}: ok ({}; model {} with {} parameters; objective {}; projection {})",
                     f.display(),
                     built.task.describe(),
-                    exp.model.name,
+                    exp.model_name(),
                     built.model.num_parameters(),
-                    exp.objective.name,
-                    exp.projection.name
+                    exp.objective_name(),
+                    exp.projection_name()
                 );
             }
         }
@@ -287,9 +292,19 @@ fn run(cli: Cli) -> Result<()> {
                 anyhow::bail!("{} of {total} runs failed", report.failed_runs());
             }
         }
-        Command::Report { dirs, metrics } => {
+        Command::Report {
+            dirs,
+            metrics,
+            grid,
+        } => {
             let report = slicedscore::sweep::report_runs(&dirs, &metrics)?;
             print!("{}", report.table());
+            if grid {
+                for m in &report.metrics {
+                    println!();
+                    print!("{}", report.grid(m));
+                }
+            }
         }
         Command::Bench { which } => match which {
             BenchCommand::Scaling {

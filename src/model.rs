@@ -115,8 +115,57 @@ pub trait ScoreModel {
     /// once by the training loop with `data_init_points()` rows (row-major).
     fn init_from_data(&mut self, _x: &[f64]) {}
 
+    /// Whether the model is a nonparametric estimator that is fitted from
+    /// samples by [`ScoreModel::fit_samples`] rather than trained (the
+    /// kernel estimators). The training loop fits such a model once from
+    /// [`ScoreModel::data_init_points`] training rows; a task that needs
+    /// scores of its own samples (an implicit encoder's `z`) refits it on
+    /// every batch.
+    fn fits_from_samples(&self) -> bool {
+        false
+    }
+    /// Fits the estimator to samples (row-major `n × dim`). An error says
+    /// what went wrong (too few samples, a kernel matrix that stays singular
+    /// after regularization); it never leaves NaN estimates behind.
+    fn fit_samples(&mut self, _x: &[f64]) -> Result<(), String> {
+        Err("this model is trained, not fitted from samples".to_string())
+    }
+    /// Number of conditioning columns appended to every input row (0: an
+    /// unconditional model). A conditional model `h(z | c)` takes rows
+    /// `[z, c]` of width `dim + context_dim`; its score, directions `v` and
+    /// derivatives are over the first `dim` columns only.
+    fn context_dim(&self) -> usize {
+        0
+    }
     /// Total number of trainable scalars.
     fn num_parameters(&self) -> usize {
         self.params().iter().map(|p| p.numel()).sum()
+    }
+}
+
+/// The model of an experiment whose task uses none (see
+/// [`crate::task::Task::uses_model`]): no parameters, and it is never asked
+/// for a score.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoModel;
+
+impl ScoreModel for NoModel {
+    fn dim(&self) -> usize {
+        0
+    }
+    fn family(&self) -> ModelFamily {
+        ModelFamily::ScoreNetwork
+    }
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+    fn score(&self, _g: &mut Graph, _x: &Mat) -> Mat {
+        unreachable!("NoModel belongs to a task that uses no model")
+    }
+    fn terms(&self, _g: &mut Graph, _x: &Mat, _v: &Mat, _want_score: bool) -> Terms {
+        unreachable!("NoModel belongs to a task that uses no model")
     }
 }

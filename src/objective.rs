@@ -23,7 +23,10 @@ pub struct LossContext<'a> {
 
 /// A training loss for score models.
 pub trait Objective {
-    /// The mean loss over the batch `x` (`n × D`) as a `1 × 1` matrix on `g`.
+    /// The mean loss over the batch `x` (`n × D`, or `n × (D + C)` for a
+    /// conditional model whose last `C` columns are its context) as a
+    /// `1 × 1` matrix on `g`. Directions and noise live in the model's `D`
+    /// coordinates.
     fn loss(
         &self,
         g: &mut Graph,
@@ -61,7 +64,8 @@ pub fn sliced_terms(
     projections: usize,
     want_score: bool,
 ) -> crate::model::Terms {
-    let (n, d) = device::shape(x);
+    let (n, _) = device::shape(x);
+    let d = model.dim();
     let xr = repeat_rows(g, x, projections);
     let v = draw_directions(g, ctx, n * projections, d);
     model.terms(g, &xr, &v, want_score)
@@ -97,7 +101,8 @@ pub fn basis_directions(g: &Graph, n: usize, dim: usize) -> Mat {
 /// Returns an `(D·n) × 1` column whose copy-major blocks sum to the per-point
 /// loss; [`exact_sm_loss`] and [`exact_sm_per_point`] reduce it.
 fn exact_sm_terms(g: &mut Graph, model: &dyn ScoreModel, x: &Mat) -> Mat {
-    let (n, d) = device::shape(x);
+    let (n, _) = device::shape(x);
+    let d = model.dim();
     let xr = repeat_rows(g, x, d);
     let v = basis_directions(g, n, d);
     let t = model.terms(g, &xr, &v, false);
@@ -114,27 +119,29 @@ pub fn exact_sm_loss(g: &mut Graph, model: &dyn ScoreModel, x: &Mat) -> Mat {
     g.scale(&s, 1.0 / n as f64)
 }
 
-/// The exact score-matching loss of each row of `x` (host values), computed
+/// The exact score-matching loss of each row of `x` (host values, `width`
+/// columns a row: the model's dimension plus its context columns), computed
 /// in chunks so that at most about `max_rows` rows are expanded at once.
 pub fn exact_sm_per_point(
     dev: &crate::device::Dev,
     model: &dyn ScoreModel,
     x: &[f64],
-    dim: usize,
+    width: usize,
     max_rows: usize,
 ) -> Vec<f64> {
-    let n = x.len() / dim;
-    let chunk = (max_rows / dim.max(1)).max(1);
+    let d = model.dim();
+    let n = x.len() / width;
+    let chunk = (max_rows / d.max(1)).max(1);
     let mut out = Vec::with_capacity(n);
     let mut start = 0;
     while start < n {
         let end = (start + chunk).min(n);
         let mut g = Graph::inference(dev);
-        let xm = g.constant(x[start * dim..end * dim].to_vec(), end - start, dim);
+        let xm = g.constant(x[start * width..end * width].to_vec(), end - start, width);
         let t = device::to_host(&exact_sm_terms(&mut g, model, &xm));
         let m = end - start;
         for r in 0..m {
-            out.push((0..dim).map(|i| t[i * m + r]).sum());
+            out.push((0..d).map(|i| t[i * m + r]).sum());
         }
         start = end;
     }

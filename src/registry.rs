@@ -26,8 +26,10 @@ use crate::task::Task;
 
 /// Settings of a task plugin, parsed from RON.
 pub trait TaskConfig: fmt::Debug {
-    /// Validates the settings and loads or generates the data.
-    fn build(&self, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError>;
+    /// Validates the settings, loads or generates the data (drawing from
+    /// `rng`, the experiment's data stream) and initialises any networks the
+    /// task trains itself on `dev`.
+    fn build(&self, dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError>;
 }
 
 /// Settings of a model plugin, parsed from RON.
@@ -39,6 +41,22 @@ pub trait ModelConfig: fmt::Debug {
         dim: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<Box<dyn ScoreModel>, ConfigError>;
+
+    /// A conditional model `h(z | c)` of `z ∈ ℝ^dim` given `context`
+    /// conditioning columns (see [`ScoreModel::context_dim`]); an error by
+    /// default, for models that cannot condition.
+    fn build_conditional(
+        &self,
+        _dev: &Dev,
+        _dim: usize,
+        context: usize,
+        _rng: &mut ChaCha8Rng,
+    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+        Err(ConfigError::new(
+            "",
+            format!("this model cannot condition on context ({context} columns)"),
+        ))
+    }
 }
 
 /// Settings of an objective plugin, parsed from RON.

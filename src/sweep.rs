@@ -80,6 +80,9 @@ pub struct SeedRun {
     pub error: Option<String>,
     /// Every reportable metric of a finished run (`test/…`, `val/…`, `train/…`).
     pub metrics: BTreeMap<String, f64>,
+    /// Dimension of the points the model scored (the task's `dim`, e.g. the
+    /// latent dimension of an autoencoder), when recorded.
+    pub dim: Option<usize>,
 }
 
 impl SeedRun {
@@ -285,6 +288,58 @@ impl SweepReport {
         out
     }
 
+    /// A pivot table of one metric in the layout of the paper's Table 2:
+    /// one row per score estimator (the objective that trains the model,
+    /// the name of a model fitted from samples, or `ELBO` for a run without
+    /// a model) and one column per task and dimension (`wae / dim 8`);
+    /// cells `mean ± se` over finished runs (`–` where no run is given).
+    pub fn grid(&self, metric: &str) -> String {
+        let estimator = |r: &SweepRow| match (r.model.as_str(), r.objective.as_str()) {
+            ("-", _) => "ELBO".to_string(),
+            (m, "-") => m.to_string(),
+            (_, o) => o.to_string(),
+        };
+        let column = |r: &SweepRow| {
+            let dim = r.runs.iter().find_map(|s| s.dim);
+            match dim {
+                Some(d) => format!("{} / dim {d}", r.task),
+                None => r.task.clone(),
+            }
+        };
+        let mut rows: Vec<String> = Vec::new();
+        let mut cols: Vec<String> = Vec::new();
+        for r in &self.rows {
+            let (e, c) = (estimator(r), column(r));
+            if !rows.contains(&e) {
+                rows.push(e);
+            }
+            if !cols.contains(&c) {
+                cols.push(c);
+            }
+        }
+        let mut header = vec![metric.to_string()];
+        header.extend(cols.iter().cloned());
+        let mut lines = vec![header];
+        for e in &rows {
+            let mut line = vec![e.clone()];
+            for c in &cols {
+                let cell = self
+                    .rows
+                    .iter()
+                    .find(|r| &estimator(r) == e && &column(r) == c)
+                    .map(|r| match r.cells.get(metric) {
+                        Some(cell) if cell.n > 0 => format_mean_se(cell.mean, cell.se),
+                        _ if r.finished() == 0 => "failed".to_string(),
+                        _ => "–".to_string(),
+                    })
+                    .unwrap_or_else(|| "–".to_string());
+                line.push(cell);
+            }
+            lines.push(line);
+        }
+        align_columns(&lines)
+    }
+
     /// The summary as CSV: `label,file,metric,n,mean,std,se`, one line per
     /// row and metric.
     pub fn csv(&self) -> String {
@@ -478,14 +533,20 @@ fn labels(exps: &[(PathBuf, Experiment, String)]) -> Vec<String> {
             .len()
             > 1
     };
-    let model = differ(&|e| &e.model.name);
+    let model = differ(&|e| e.model_name());
     let task = differ(&|e| &e.task.name);
     let mut labels: Vec<String> = exps
         .iter()
         .map(|(_, e, _)| {
-            let mut l = e.objective.name.clone();
-            if model {
-                l.push_str(&format!(" / {}", e.model.name));
+            // A model fitted from samples has no objective; a task without
+            // a model (the Gaussian-encoder VAE) has neither.
+            let mut l = match (&e.model, &e.objective) {
+                (None, _) => "no model".to_string(),
+                (Some(m), None) => m.name.clone(),
+                (Some(_), Some(o)) => o.name.clone(),
+            };
+            if model && e.objective.is_some() {
+                l.push_str(&format!(" / {}", e.model_name()));
             }
             if task {
                 l.push_str(&format!(" / {}", e.task.name));
@@ -591,8 +652,8 @@ pub fn run_sweep(
                 label: l.clone(),
                 file: f.clone(),
                 experiment: e.name.clone(),
-                objective: e.objective.name.clone(),
-                model: e.model.name.clone(),
+                objective: e.objective_name().to_string(),
+                model: e.model_name().to_string(),
                 task: e.task.name.clone(),
                 runs: Vec::new(),
                 cells: BTreeMap::new(),
@@ -631,6 +692,7 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
         status: "failed",
         error: None,
         metrics: BTreeMap::new(),
+        dim: None,
     };
     let mut exp = match Experiment::parse(text, file) {
         Ok(e) => e,
@@ -667,6 +729,7 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
         Ok(Ok(summary)) => {
             run.status = "finished";
             run.metrics = run_metrics(&summary);
+            run.dim = Some(summary.dim);
         }
         Ok(Err(e)) => run.error = Some(e),
         Err(p) => run.error = Some(format!("panicked: {}", panic_message(p))),
@@ -730,6 +793,7 @@ fn recorded_run(run_dir: &Path) -> Result<SeedRun, SweepError> {
                 .unwrap_or_else(|| format!("run status `{status}`"))
         }),
         metrics,
+        dim: v["dim"].as_u64().map(|d| d as usize),
     })
 }
 
@@ -771,8 +835,8 @@ pub fn report_runs(
             label,
             file: f.clone(),
             experiment: e.name.clone(),
-            objective: e.objective.name.clone(),
-            model: e.model.name.clone(),
+            objective: e.objective_name().to_string(),
+            model: e.model_name().to_string(),
             task: e.task.name.clone(),
             runs,
             cells: BTreeMap::new(),

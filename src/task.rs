@@ -4,14 +4,25 @@
 //! the validation split every evaluation interval; after training it reloads
 //! the best checkpoint (by [`Task::selection_metric`]) and asks for the test
 //! metrics.
+//!
+//! Most tasks only supply data: the loop trains the experiment's model with
+//! the experiment's objective. A task that trains networks of its own (a VAE,
+//! a WAE) also returns them from [`Task::params`] and builds each step's loss
+//! in [`Task::train_loss`], using the experiment's model as an auxiliary
+//! score estimator (a score network trained by the objective alongside, or a
+//! kernel estimator refitted on every batch).
 
 use std::collections::BTreeMap;
 
 use rand::seq::SliceRandom;
 use rand::RngCore;
 
-use crate::device::Dev;
+use crate::autodiff::Graph;
+use crate::device::{Dev, Mat};
 use crate::model::ScoreModel;
+use crate::nn::Param;
+use crate::objective::Objective;
+use crate::projection::Projection;
 
 /// Metric name → value. Names use `/`-free snake case; the loop prefixes the split.
 pub type Metrics = BTreeMap<String, f64>;
@@ -88,7 +99,8 @@ pub enum Artifact {
 
 /// Data, batches and evaluation for one experiment.
 pub trait Task {
-    /// Data dimension `D`.
+    /// Dimension `D` of the points the model scores: the data for density
+    /// estimation, the latent codes for an autoencoder.
     fn dim(&self) -> usize;
 
     /// One line describing the data (shown at the start of a run).
@@ -103,6 +115,54 @@ pub trait Task {
     /// The metric (lower is better) that picks the best checkpoint.
     fn selection_metric(&self) -> &'static str;
 
+    /// Parameters the task trains itself (e.g. a VAE's encoder and decoder),
+    /// together with the model's; none by default. Their names must differ
+    /// from the model's (prefix them with the task's name).
+    fn params(&self) -> Vec<&Param> {
+        Vec::new()
+    }
+    /// Mutable parameters in the same order as [`Task::params`].
+    fn params_mut(&mut self) -> Vec<&mut Param> {
+        Vec::new()
+    }
+    /// Whether the task uses the experiment's `model` (default true). A task
+    /// that returns false gets no model (the experiment file leaves `model`,
+    /// `objective` and `projection` out).
+    fn uses_model(&self) -> bool {
+        true
+    }
+    /// Number of conditioning columns the task appends to the model's input
+    /// rows (see [`ScoreModel::context_dim`]); 0 by default.
+    fn model_context_dim(&self) -> usize {
+        0
+    }
+    /// Checks that the experiment's model suits the task (called once the
+    /// model is built); the error names the setting to change.
+    fn check_model(&self, _model: &dyn ScoreModel) -> Result<(), crate::error::ConfigError> {
+        Ok(())
+    }
+    /// The step's loss for a task that trains networks of its own: a `1 × 1`
+    /// matrix on `g` whose gradient reaches the task's and the model's
+    /// parameters. `objective` is the experiment's objective and projection
+    /// when the model is trained (not for a model that
+    /// [`ScoreModel::fits_from_samples`]). `None` (the default): the loop
+    /// uses `objective.loss(model, train_batch(batch_size))`. An `Err` stops
+    /// the run with the step number.
+    fn train_loss(
+        &mut self,
+        _g: &mut Graph,
+        _model: &mut dyn ScoreModel,
+        _objective: Option<(&dyn Objective, &dyn Projection)>,
+        _rng: &mut dyn RngCore,
+        _batch_size: usize,
+    ) -> Option<Result<Mat, String>> {
+        None
+    }
+    /// Scalars of the last [`Task::train_loss`] worth logging under
+    /// `train/` (e.g. reconstruction error, the score network's own loss).
+    fn train_scalars(&self) -> Metrics {
+        Metrics::new()
+    }
     /// Images and other artifacts of `model` (e.g. sample grids); none by default.
     fn artifacts(
         &self,

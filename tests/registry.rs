@@ -57,13 +57,17 @@ fn every_plugin_example_parses_and_builds() {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for p in <dyn TaskConfig>::plugins() {
         let c = parse::<dyn TaskConfig>(p.name, p.example);
-        c.config.build(&mut rng).unwrap();
+        c.config.build(&dev, &mut rng).unwrap();
     }
     for p in <dyn ModelConfig>::plugins() {
         let c = parse::<dyn ModelConfig>(p.name, p.example);
         let m = c.config.build(&dev, 3, &mut rng).unwrap();
         assert_eq!(m.dim(), 3);
-        assert!(m.num_parameters() > 0);
+        assert!(
+            m.num_parameters() > 0 || m.fits_from_samples(),
+            "{}",
+            p.name
+        );
     }
     for p in <dyn ObjectiveConfig>::plugins() {
         parse::<dyn ObjectiveConfig>(p.name, p.example)

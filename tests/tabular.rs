@@ -669,7 +669,13 @@ fn tabular_is_registered_and_its_example_builds() {
     let c: Component<dyn TaskConfig> =
         ron::from_str(r#"{"tabular": (source: Synthetic(target: Gaussian(dim: 4), rows: 500))}"#)
             .unwrap();
-    let task = c.config.build(&mut ChaCha8Rng::seed_from_u64(0)).unwrap();
+    let task = c
+        .config
+        .build(
+            &slicedscore::device::new_device(0),
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap();
     assert_eq!(task.dim(), 4);
     assert_eq!(task.selection_metric(), "sm_loss");
     let d = task.describe();

@@ -58,19 +58,23 @@ impl Objective for Dsm {
         x: &Mat,
         ctx: &mut LossContext<'_>,
     ) -> Mat {
-        let (n, d) = device::shape(x);
+        // Noise perturbs the model's `d` coordinates; the conditioning
+        // columns of a conditional model (after them) stay as they are.
+        let (n, width) = device::shape(x);
+        let d = model.dim();
         let rows = n * self.noise_samples;
         let xr = repeat_rows(g, x, self.noise_samples);
         let eps: Vec<f64> = (0..rows * d)
             .map(|_| StandardNormal.sample(&mut *ctx.rng))
             .collect();
-        let noisy: Vec<f64> = device::to_host(&xr)
-            .iter()
-            .zip(&eps)
-            .map(|(a, e)| a + self.sigma * e)
-            .collect();
+        let mut noisy = device::to_host(&xr);
+        for (row, e) in noisy.chunks_mut(width).zip(eps.chunks(d)) {
+            for (a, e) in row.iter_mut().zip(e) {
+                *a += self.sigma * e;
+            }
+        }
         let target: Vec<f64> = eps.iter().map(|e| e / self.sigma).collect();
-        let xt = g.constant(noisy, rows, d);
+        let xt = g.constant(noisy, rows, width);
         let target = g.constant(target, rows, d);
         let s = model.score(g, &xt);
         let r = g.add(&s, &target);

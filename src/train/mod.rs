@@ -81,6 +81,17 @@ pub enum TrainError {
     /// TensorBoard or metrics logging failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The task could not build a step's loss, or a model could not be
+    /// fitted from samples.
+    #[error("step {step}: {message} (the last good checkpoint is kept in {run_dir})")]
+    Step {
+        /// Training step (0: before training).
+        step: u64,
+        /// What went wrong.
+        message: String,
+        /// The run folder.
+        run_dir: PathBuf,
+    },
     /// The loss, gradient or a validation metric became NaN or infinite.
     #[error(
         "{what} is {value} at step {step}; stopped (the last good checkpoint is kept in {run_dir})"
@@ -114,6 +125,8 @@ pub struct RunSummary {
     pub seconds_per_iteration: f64,
     /// Training steps taken (fewer than `iterations` after an early stop).
     pub steps: u64,
+    /// Dimension of the points the model scored (the task's `dim`).
+    pub dim: usize,
 }
 
 /// Loads, builds and trains the experiment in `path`.
@@ -214,7 +227,12 @@ struct Loop<'e> {
 
 impl<'e> Loop<'e> {
     fn new(exp: &'e Experiment, built: Built, run_dir: PathBuf) -> Self {
-        let status = RunStatus::new(exp, built.task.selection_metric(), &run_dir);
+        let status = RunStatus::new(
+            exp,
+            built.task.selection_metric(),
+            built.task.dim(),
+            &run_dir,
+        );
         Self {
             exp,
             rng: ChaCha8Rng::seed_from_u64(derive_seed(exp.seed, streams::TRAIN)),
@@ -237,7 +255,8 @@ impl<'e> Loop<'e> {
         meta.insert("step".to_string(), step.to_string());
         meta.insert("dim".to_string(), self.built.task.dim().to_string());
         meta.insert("experiment".to_string(), self.exp.name.clone());
-        let params = self.built.model.params();
+        let mut params = self.built.model.params();
+        params.extend(self.built.task.params());
         checkpoint::save(&self.run_dir.join(file), &params, Some(&self.opt), meta)?;
         Ok(())
     }
@@ -284,6 +303,88 @@ impl<'e> Loop<'e> {
         }
     }
 
+    /// The loss of training step `step`: the task's own (a task that trains
+    /// networks of its own) or the objective's on a training batch.
+    fn step_loss(
+        &mut self,
+        g: &mut Graph,
+        step: u64,
+        bs: usize,
+        dim: usize,
+    ) -> Result<crate::device::Mat, TrainError> {
+        let built = &mut self.built;
+        let objective = match (&built.objective, &built.projection) {
+            (Some(o), Some(p)) => Some((&**o, &**p)),
+            _ => None,
+        };
+        if let Some(result) =
+            built
+                .task
+                .train_loss(g, &mut *built.model, objective, &mut self.rng, bs)
+        {
+            return result.map_err(|message| TrainError::Step {
+                step,
+                message,
+                run_dir: self.run_dir.clone(),
+            });
+        }
+        let (Some(objective), Some(projection)) = (&built.objective, &built.projection) else {
+            return Err(TrainError::Step {
+                step,
+                message: "the experiment has no objective to train its model".to_string(),
+                run_dir: self.run_dir.clone(),
+            });
+        };
+        let batch = built.task.train_batch(&mut self.rng, bs);
+        assert_eq!(
+            batch.len(),
+            bs * dim,
+            "task returned a batch of the wrong size"
+        );
+        let x = g.constant(batch, bs, dim);
+        let mut ctx = LossContext {
+            projection: &**projection,
+            rng: &mut self.rng,
+        };
+        Ok(objective.loss(g, &*built.model, &x, &mut ctx))
+    }
+
+    /// Evaluates on the validation split, logs, writes the last checkpoint
+    /// and, when the selection metric improved, the best one; returns the
+    /// selection metric.
+    fn evaluate_and_checkpoint(
+        &mut self,
+        tb: &mut dyn Logger,
+        step: u64,
+        loss_value: f64,
+        seconds_per_iteration: f64,
+    ) -> Result<f64, TrainError> {
+        let selection = self.built.task.selection_metric();
+        let metrics =
+            self.built
+                .task
+                .evaluate(&self.built.dev, &*self.built.model, Split::Validation);
+        for (k, v) in &metrics {
+            tb.scalar(&format!("val/{k}"), step, *v)?;
+        }
+        self.log_artifacts(tb, step, None)?;
+        let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
+        if !sel.is_finite() {
+            return Err(self.non_finite(step, &format!("validation {selection}"), sel));
+        }
+        self.save(LAST_CHECKPOINT, step)?;
+        let improved = self.best.is_none_or(|(_, b)| sel < b);
+        if improved {
+            self.best = Some((step, sel));
+            self.save(BEST_CHECKPOINT, step)?;
+        }
+        self.status
+            .record_eval(step, loss_value, seconds_per_iteration, &metrics, improved);
+        self.write_status()?;
+        tb.flush()?;
+        Ok(sel)
+    }
+
     fn run(&mut self, tb: &mut dyn Logger, progress: bool) -> Result<RunSummary, TrainError> {
         let exp = self.exp;
         let iterations = exp.iterations as u64;
@@ -294,20 +395,34 @@ impl<'e> Loop<'e> {
             "{}: {} | model {} ({} parameters) | objective {} | projection {} | device {}",
             exp.name,
             self.built.task.describe(),
-            exp.model.name,
+            exp.model_name(),
             self.built.model.num_parameters(),
-            exp.objective.name,
-            exp.projection.name,
+            exp.objective_name(),
+            exp.projection_name(),
             device::device_name()
         );
         tracing::info!("run folder: {}", self.run_dir.display());
         let init_points = self.built.model.data_init_points();
-        if init_points > 0 {
+        let fit_only = iterations == 0;
+        if init_points > 0 && !self.built.model.fits_from_samples() {
             let batch = self.built.task.train_batch(&mut self.rng, init_points);
             self.built.model.init_from_data(&batch);
+        } else if init_points > 0 && fit_only {
+            let batch = self.built.task.train_batch(&mut self.rng, init_points);
+            self.built
+                .model
+                .fit_samples(&batch)
+                .map_err(|m| TrainError::Step {
+                    step: 0,
+                    message: format!("fitting the model to {init_points} training rows: {m}"),
+                    run_dir: self.run_dir.clone(),
+                })?;
         }
         self.save(LAST_CHECKPOINT, 0)?;
         self.write_status()?;
+        if fit_only {
+            self.evaluate_and_checkpoint(tb, 0, f64::NAN, 0.0)?;
+        }
 
         let pb = progress_bar(iterations, progress);
         let mut train_time = Duration::ZERO;
@@ -317,30 +432,16 @@ impl<'e> Loop<'e> {
         for step in 1..=iterations {
             steps_taken = step;
             let started = Instant::now();
-            let batch = self.built.task.train_batch(&mut self.rng, bs);
-            assert_eq!(
-                batch.len(),
-                bs * dim,
-                "task returned a batch of the wrong size"
-            );
             let mut g = Graph::tracking(&self.built.dev);
-            let x = g.constant(batch, bs, dim);
-            let loss = {
-                let mut ctx = LossContext {
-                    projection: &*self.built.projection,
-                    rng: &mut self.rng,
-                };
-                self.built
-                    .objective
-                    .loss(&mut g, &*self.built.model, &x, &mut ctx)
-            };
+            let loss = self.step_loss(&mut g, step, bs, dim)?;
             let loss_value = device::scalar(&loss);
             if !loss_value.is_finite() {
                 pb.abandon();
                 return Err(self.non_finite(step, "training loss", loss_value));
             }
             let mut grads = {
-                let params = self.built.model.params();
+                let mut params = self.built.model.params();
+                params.extend(self.built.task.params());
                 let values: Vec<_> = params.iter().map(|p| &p.value).collect();
                 g.backward(&loss, &values)
             };
@@ -352,7 +453,9 @@ impl<'e> Loop<'e> {
                 pb.abandon();
                 return Err(self.non_finite(step, "gradient norm", grad_norm));
             }
-            self.opt.step(self.built.model.params_mut(), &grads);
+            let mut params = self.built.model.params_mut();
+            params.extend(self.built.task.params_mut());
+            self.opt.step(params, &grads);
             let dt = started.elapsed();
             train_time += dt;
             window.0 += dt;
@@ -364,36 +467,22 @@ impl<'e> Loop<'e> {
                 tb.scalar("train/learning_rate", step, self.opt.lr())?;
                 let spi = window.0.as_secs_f64() / window.1 as f64;
                 tb.scalar("train/seconds_per_iteration", step, spi)?;
+                for (k, v) in self.built.task.train_scalars() {
+                    tb.scalar(&format!("train/{k}"), step, v)?;
+                }
                 window = (Duration::ZERO, 0);
                 pb.set_message(format!("loss {loss_value:.4}"));
             }
             pb.inc(1);
             if step % exp.eval_every as u64 == 0 || step == iterations {
-                let metrics = self.built.task.evaluate(
-                    &self.built.dev,
-                    &*self.built.model,
-                    Split::Validation,
-                );
-                for (k, v) in &metrics {
-                    tb.scalar(&format!("val/{k}"), step, *v)?;
-                }
-                self.log_artifacts(tb, step, None)?;
-                let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
-                if !sel.is_finite() {
-                    pb.abandon();
-                    return Err(self.non_finite(step, &format!("validation {selection}"), sel));
-                }
-                self.save(LAST_CHECKPOINT, step)?;
-                let improved = self.best.is_none_or(|(_, b)| sel < b);
-                if improved {
-                    self.best = Some((step, sel));
-                    self.save(BEST_CHECKPOINT, step)?;
-                }
                 let spi = train_time.as_secs_f64() / step as f64;
-                self.status
-                    .record_eval(step, loss_value, spi, &metrics, improved);
-                self.write_status()?;
-                tb.flush()?;
+                let sel = match self.evaluate_and_checkpoint(tb, step, loss_value, spi) {
+                    Ok(sel) => sel,
+                    Err(e) => {
+                        pb.abandon();
+                        return Err(e);
+                    }
+                };
                 pb.set_message(format!("loss {loss_value:.4} | val {selection} {sel:.4}"));
                 if let (Some(patience), Some((best_step, _))) = (exp.patience, self.best) {
                     if step - best_step >= patience as u64 && step < iterations {
@@ -411,7 +500,9 @@ impl<'e> Loop<'e> {
 
         let (best_step, _) = self.best.expect("evaluated at the last step");
         let ckpt = checkpoint::Checkpoint::read(&self.run_dir.join(BEST_CHECKPOINT))?;
-        ckpt.load_params(&self.built.dev, self.built.model.params_mut())?;
+        let mut params = self.built.model.params_mut();
+        params.extend(self.built.task.params_mut());
+        ckpt.load_params(&self.built.dev, params)?;
         let test = self
             .built
             .task
@@ -422,7 +513,11 @@ impl<'e> Loop<'e> {
         self.log_artifacts(tb, steps_taken, Some(&self.run_dir.clone()))?;
         self.status.finish(best_step, &test);
         self.write_status()?;
-        let seconds_per_iteration = train_time.as_secs_f64() / steps_taken as f64;
+        let seconds_per_iteration = if steps_taken == 0 {
+            0.0
+        } else {
+            train_time.as_secs_f64() / steps_taken as f64
+        };
         tracing::info!(
             "finished: best step {best_step}; test {}",
             test.iter()
@@ -438,6 +533,7 @@ impl<'e> Loop<'e> {
             final_loss: last_loss,
             seconds_per_iteration,
             steps: steps_taken,
+            dim: self.built.task.dim(),
         })
     }
 }

@@ -40,7 +40,8 @@ fn json_number(v: f64) -> Value {
 
 impl RunStatus {
     /// A run that is starting.
-    pub fn new(exp: &Experiment, selection: &str, run_dir: &Path) -> Self {
+    /// `dim` is the dimension of the points the model scores (the task's).
+    pub fn new(exp: &Experiment, selection: &str, dim: usize, run_dir: &Path) -> Self {
         Self {
             header: json!({
                 "experiment": exp.name,
@@ -48,9 +49,10 @@ impl RunStatus {
                 "seed": exp.seed,
                 "device": device::device_name(),
                 "task": exp.task.name,
-                "model": exp.model.name,
-                "objective": exp.objective.name,
-                "projection": exp.projection.name,
+                "dim": dim,
+                "model": exp.model_name(),
+                "objective": exp.objective_name(),
+                "projection": exp.projection_name(),
                 "iterations": exp.iterations,
                 "batch_size": exp.batch_size,
                 "selection_metric": format!("val/{selection}"),

@@ -164,7 +164,7 @@ impl Task for Synthetic {
 }
 
 impl TaskConfig for SyntheticConfig {
-    fn build(&self, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, _dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         if !self.fresh_samples {
             require_at_least("train_size", self.train_size, 1)?;
         }

@@ -337,7 +337,7 @@ impl Task for Tabular {
 }
 
 impl TaskConfig for TabularConfig {
-    fn build(&self, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, _dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         let prepared = self.prepare(rng)?;
         let seed = rng.next_u64();
         Ok(Box::new(Tabular::new(
