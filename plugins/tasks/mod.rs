@@ -1,5 +1,6 @@
 //! Task plugins: data, batches and evaluation.
 
 pub mod images;
+pub mod latent;
 pub mod synthetic;
 pub mod tabular;

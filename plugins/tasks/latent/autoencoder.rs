@@ -1,0 +1,269 @@
+//! What the latent-variable tasks share: data, encoder, decoder,
+//! evaluation settings, and the pieces of their losses.
+//!
+//! Data flow: [`Autoencoder::codes`] draws a binarised batch and its codes
+//! (tape-tracked); the task adds its own terms; [`Autoencoder::evaluate`]
+//! computes AIS negative log-likelihoods and reconstruction errors on a
+//! held-out split; [`Autoencoder::artifacts`] draws the image grids.
+
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+
+use crate::autodiff::Graph;
+use crate::device::{self, Dev, Mat};
+use crate::error::{require_at_least, ConfigError};
+use crate::nn::Param;
+use crate::task::{Artifact, Metrics, Split};
+
+use super::data::{BinaryImages, DataConfig};
+use super::evaluation::{ais_metrics, image_artifacts, EvalConfig};
+use super::networks::{Codes, Decoder, Encoder, EncoderKind, NetConfig};
+
+/// Settings shared by the latent-variable tasks.
+pub struct AutoencoderSpec<'a> {
+    /// Prefix of parameter names (the task's name).
+    pub prefix: &'a str,
+    /// Images.
+    pub data: &'a DataConfig,
+    /// Latent dimension.
+    pub latent_dim: usize,
+    /// The encoder.
+    pub encoder: &'a EncoderKind,
+    /// Hidden layers of both networks.
+    pub networks: &'a NetConfig,
+    /// Validation evaluation.
+    pub val: &'a EvalConfig,
+    /// Test evaluation.
+    pub test: &'a EvalConfig,
+    /// Prior samples in the `samples` grid.
+    pub samples: usize,
+}
+
+/// Data, encoder and decoder of one task.
+pub struct Autoencoder {
+    /// The binarised images.
+    pub data: BinaryImages,
+    /// `q(z | x)`.
+    pub encoder: Encoder,
+    /// `p(x | z)`.
+    pub decoder: Decoder,
+    /// Latent dimension.
+    pub latent: usize,
+    dev: Dev,
+    val: EvalConfig,
+    test: EvalConfig,
+    samples: usize,
+    eval_seed: u64,
+}
+
+/// A batch of images and their codes.
+pub struct Batch {
+    /// Binary images, `n × D` (host).
+    pub x: Vec<f64>,
+    /// The images repeated `k` times each (`n·k × D`, constant), matching
+    /// the rows of the codes.
+    pub x_rows: Mat,
+    /// The codes.
+    pub codes: Codes,
+    /// Bernoulli logits of the decoder at the codes (`n·k × D`).
+    pub logits: Mat,
+}
+
+impl Autoencoder {
+    /// Loads the data and initialises both networks.
+    pub fn build(
+        spec: AutoencoderSpec<'_>,
+        dev: &Dev,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Self, ConfigError> {
+        require_at_least("latent_dim", spec.latent_dim, 1)?;
+        spec.networks.validate("networks")?;
+        spec.val.validate("val")?;
+        spec.test.validate("test")?;
+        let data = BinaryImages::load(spec.data, rng)?;
+        let d = data.dim();
+        let encoder = Encoder::new(
+            dev,
+            &format!("{}.encoder", spec.prefix),
+            d,
+            spec.latent_dim,
+            spec.encoder,
+            spec.networks,
+            rng,
+        );
+        let decoder = Decoder::new(
+            dev,
+            &format!("{}.decoder", spec.prefix),
+            spec.latent_dim,
+            d,
+            spec.networks,
+            rng,
+        );
+        Ok(Self {
+            data,
+            encoder,
+            decoder,
+            latent: spec.latent_dim,
+            dev: dev.clone(),
+            val: spec.val.clone(),
+            test: spec.test.clone(),
+            samples: spec.samples,
+            eval_seed: rand::Rng::gen(rng),
+        })
+    }
+
+    /// Encoder then decoder weights.
+    pub fn params(&self) -> Vec<&Param> {
+        let mut p = self.encoder.params();
+        p.extend(self.decoder.params());
+        p
+    }
+
+    /// The same, mutable.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        let mut p = self.encoder.params_mut();
+        p.extend(self.decoder.params_mut());
+        p
+    }
+
+    /// `n` fresh training images with `k` codes each and the decoder's logits.
+    pub fn codes(&mut self, g: &mut Graph, rng: &mut dyn RngCore, n: usize, k: usize) -> Batch {
+        let x = self.data.train_batch(rng, n);
+        let d = self.data.dim();
+        let codes = self.encoder.sample(g, &x, n, k, rng);
+        let logits = self.decoder.logits(g, &codes.z);
+        let mut rows = Vec::with_capacity(n * k * d);
+        for img in x.chunks(d) {
+            for _ in 0..k {
+                rows.extend_from_slice(img);
+            }
+        }
+        let x_rows = g.constant(rows, n * k, d);
+        Batch {
+            x,
+            x_rows,
+            codes,
+            logits,
+        }
+    }
+
+    /// Codes of `n` fresh training images (host, `n × latent`, one each).
+    pub fn code_sample(&mut self, rng: &mut dyn RngCore, n: usize) -> Vec<f64> {
+        let mut g = Graph::inference(&self.dev);
+        let x = self.data.train_batch(rng, n);
+        device::to_host(&self.encoder.sample(&mut g, &x, n, 1, rng).z)
+    }
+
+    fn eval_config(&self, split: Split) -> &EvalConfig {
+        match split {
+            Split::Validation => &self.val,
+            Split::Test => &self.test,
+        }
+    }
+
+    /// The images of `split` that are evaluated.
+    pub fn eval_images(&self, split: Split) -> &[f64] {
+        let x = self.data.split(split);
+        let d = self.data.dim();
+        let n = (x.len() / d).min(self.eval_config(split).points);
+        &x[..n * d]
+    }
+
+    /// Held-out metrics: AIS `nll` (and its standard error, ESS, collapsed
+    /// count, acceptance), `recon` (mean `−log p(x | z)` at one code per
+    /// image), `recon_sq` (mean `‖x − σ(a)‖²`) and, for a Gaussian encoder,
+    /// `neg_elbo` (recon plus the closed-form KL). An AIS failure is logged
+    /// and reported as `nll = NaN`, which stops training with its step.
+    pub fn evaluate(&self, split: Split) -> Metrics {
+        let x = self.eval_images(split);
+        let d = self.data.dim();
+        let n = x.len() / d;
+        let seed = self.eval_seed ^ (split == Split::Test) as u64;
+        let mut m = match ais_metrics(
+            &self.decoder,
+            &self.dev,
+            x,
+            d,
+            self.latent,
+            &self.eval_config(split).ais,
+            seed,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("{} evaluation: {e}", split.prefix());
+                Metrics::from([("nll".to_string(), f64::NAN)])
+            }
+        };
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed.wrapping_add(7));
+        let mut g = Graph::inference(&self.dev);
+        let codes = self.encoder.sample(&mut g, x, n, 1, &mut rng);
+        let logits = self.decoder.logits(&mut g, &codes.z);
+        let xm = g.constant(x.to_vec(), n, d);
+        let ll = device::to_host(&Decoder::log_likelihood(&mut g, &logits, &xm));
+        let recon = -ll.iter().sum::<f64>() / n as f64;
+        m.insert("recon".into(), recon);
+        let a = device::to_host(&logits);
+        let sq: f64 = a
+            .iter()
+            .zip(x)
+            .map(|(&a, &x)| (x - super::networks::sigmoid(a)).powi(2))
+            .sum();
+        m.insert("recon_sq".into(), sq / n as f64);
+        if let Some((mu, log_sigma)) = &codes.gaussian {
+            let kl = gaussian_kl_host(&device::to_host(mu), &device::to_host(log_sigma));
+            m.insert("neg_elbo".into(), recon + kl / n as f64);
+        }
+        m
+    }
+
+    /// Reconstructions of validation images and prior samples.
+    pub fn artifacts(&self, rng: &mut dyn RngCore) -> Vec<Artifact> {
+        image_artifacts(
+            &self.encoder,
+            &self.decoder,
+            &self.dev,
+            self.data.split(Split::Validation),
+            self.data.dim(),
+            self.latent,
+            (self.data.height, self.data.width),
+            self.samples,
+            rng,
+        )
+    }
+}
+
+/// `Σ KL(N(μ, σ²) ‖ N(0, 1))` over all entries (host).
+pub fn gaussian_kl_host(mu: &[f64], log_sigma: &[f64]) -> f64 {
+    mu.iter()
+        .zip(log_sigma)
+        .map(|(&m, &ls)| 0.5 * (m * m + (2.0 * ls).exp() - 1.0 - 2.0 * ls))
+        .sum()
+}
+
+/// `KL(N(μ, σ²) ‖ N(0, I))` per row (`n × 1`, on the graph).
+pub fn gaussian_kl(g: &mut Graph, mu: &Mat, log_sigma: &Mat) -> Mat {
+    let mu2 = g.square(mu);
+    let two_ls = g.scale(log_sigma, 2.0);
+    let var = g.exp(&two_ls);
+    let a = g.add(&mu2, &var);
+    let b = g.sub(&a, &two_ls);
+    let c = g.add_scalar(&b, -1.0);
+    let s = g.sum_cols(&c);
+    g.scale(&s, 0.5)
+}
+
+/// `½‖z‖²` per row (`n × 1`): minus the prior's log-density up to a constant.
+pub fn half_square_norm(g: &mut Graph, z: &Mat) -> Mat {
+    let sq = g.square(z);
+    let s = g.sum_cols(&sq);
+    g.scale(&s, 0.5)
+}
+
+/// `ŝ · z` per row (`n × 1`) for constant scores `ŝ` (host, same layout as
+/// `z`): its gradient through `z` is the entropy (or KL) gradient's term.
+pub fn score_dot(g: &mut Graph, scores: Vec<f64>, z: &Mat) -> Mat {
+    let (n, l) = device::shape(z);
+    let s = g.constant(scores, n, l);
+    let p = g.mul(&s, z);
+    g.sum_cols(&p)
+}

@@ -1,0 +1,313 @@
+//! The encoder and decoder networks of the latent-variable tasks.
+//!
+//! Data flow: binary images `x` (`n × D`, host) go into the [`Encoder`],
+//! which draws `k` latent codes per image (rows `i·k … i·k + k − 1` belong
+//! to image `i`), tape-tracked so the loss reaches the encoder's weights.
+//! The [`Decoder`] maps codes to Bernoulli logits `a` (`m × D`); its
+//! log-likelihood `Σ_d x_d a_d − softplus(a_d)` is on the graph for
+//! training and on the host, with its gradient in `z`, for AIS.
+
+use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Deserialize;
+
+use crate::autodiff::{Graph, Jet};
+use crate::device::{self, Dev, Mat};
+use crate::nn::{Activation, Mlp, Param};
+
+/// The encoder `q(z | x)`, as written in RON.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum EncoderKind {
+    /// Implicit: `z = g_φ([x, ε])` with noise `ε ~ N(0, I_noise_dim)`
+    /// concatenated to the input; `q(z | x)` has no density, so the entropy
+    /// gradient needs a score estimate (default `noise_dim`: the latent
+    /// dimension).
+    Implicit {
+        /// Dimension of the noise (default: the latent dimension).
+        #[serde(default)]
+        noise_dim: Option<usize>,
+    },
+    /// Gaussian: `z = μ_φ(x) + σ_φ(x) ⊙ ε` (the plain VAE baseline; its
+    /// entropy and KL are closed-form).
+    Gaussian,
+}
+
+fn tanh() -> Activation {
+    Activation::Tanh
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![256, 256]
+}
+
+/// Hidden layers of the encoder and the decoder, as written in RON.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NetConfig {
+    /// Hidden widths of both networks (default `[256, 256]`, as the paper).
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Nonlinearity (default `Tanh`, as the paper).
+    #[serde(default = "tanh")]
+    pub activation: Activation,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            hidden: default_hidden(),
+            activation: tanh(),
+        }
+    }
+}
+
+impl NetConfig {
+    /// Checks the widths.
+    pub fn validate(&self, field: &str) -> Result<(), crate::error::ConfigError> {
+        for (i, &w) in self.hidden.iter().enumerate() {
+            crate::error::require_at_least(&format!("{field}.hidden[{i}]"), w, 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// Latent codes drawn by the encoder.
+pub struct Codes {
+    /// `n·k × latent`, tape-tracked.
+    pub z: Mat,
+    /// For a Gaussian encoder: `(μ, log σ)`, each `n × latent`.
+    pub gaussian: Option<(Mat, Mat)>,
+}
+
+/// `q(z | x)`: an MLP reading `[x, ε]` (implicit) or `x` (Gaussian).
+pub struct Encoder {
+    net: Mlp,
+    kind: EncoderKind,
+    data_dim: usize,
+    latent: usize,
+    noise: usize,
+}
+
+/// `rows × cols` standard normal draws.
+pub fn normal(rng: &mut dyn RngCore, n: usize) -> Vec<f64> {
+    (0..n).map(|_| StandardNormal.sample(&mut *rng)).collect()
+}
+
+/// A `rows × cols` 0/1 matrix picking `cols` consecutive columns starting
+/// at `from` (right-multiplying selects them).
+fn selection(g: &Graph, rows: usize, from: usize, cols: usize) -> Mat {
+    let mut s = vec![0.0; rows * cols];
+    for j in 0..cols {
+        s[(from + j) * cols + j] = 1.0;
+    }
+    g.constant(s, rows, cols)
+}
+
+impl Encoder {
+    /// An encoder of `data_dim`-pixel images into `latent` dimensions.
+    pub fn new(
+        dev: &Dev,
+        prefix: &str,
+        data_dim: usize,
+        latent: usize,
+        kind: &EncoderKind,
+        net: &NetConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let noise = match kind {
+            EncoderKind::Implicit { noise_dim } => noise_dim.unwrap_or(latent),
+            EncoderKind::Gaussian => 0,
+        };
+        let out = match kind {
+            EncoderKind::Implicit { .. } => latent,
+            EncoderKind::Gaussian => 2 * latent,
+        };
+        let mut widths = vec![data_dim + noise];
+        widths.extend(&net.hidden);
+        widths.push(out);
+        Self {
+            net: Mlp::new(dev, prefix, &widths, net.activation, rng),
+            kind: kind.clone(),
+            data_dim,
+            latent,
+            noise,
+        }
+    }
+
+    /// Whether the encoder is Gaussian (closed-form entropy).
+    pub fn is_gaussian(&self) -> bool {
+        self.kind == EncoderKind::Gaussian
+    }
+
+    /// The weights.
+    pub fn params(&self) -> Vec<&Param> {
+        self.net.params()
+    }
+
+    /// The weights, mutable.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.net.params_mut()
+    }
+
+    /// `k` codes for each of the `n` images in `x` (row-major `n × D`).
+    pub fn sample(
+        &self,
+        g: &mut Graph,
+        x: &[f64],
+        n: usize,
+        k: usize,
+        rng: &mut dyn RngCore,
+    ) -> Codes {
+        let d = self.data_dim;
+        match self.kind {
+            EncoderKind::Implicit { .. } => {
+                let width = d + self.noise;
+                let mut input = Vec::with_capacity(n * k * width);
+                for i in 0..n {
+                    for _ in 0..k {
+                        input.extend_from_slice(&x[i * d..(i + 1) * d]);
+                        input.extend(normal(rng, self.noise));
+                    }
+                }
+                let input = g.constant(input, n * k, width);
+                Codes {
+                    z: self.net.forward(g, &input),
+                    gaussian: None,
+                }
+            }
+            EncoderKind::Gaussian => {
+                let input = g.constant(x.to_vec(), n, d);
+                let out = self.net.forward(g, &input);
+                let l = self.latent;
+                let sel_mu = selection(g, 2 * l, 0, l);
+                let sel_ls = selection(g, 2 * l, l, l);
+                let mu = g.matmul(&out, &sel_mu);
+                let log_sigma = g.matmul(&out, &sel_ls);
+                // Repeat each image's μ and σ k times (row i·k + j).
+                let rep = repeat_each(g, n, k);
+                let mu_r = g.matmul(&rep, &mu);
+                let ls_r = g.matmul(&rep, &log_sigma);
+                let sigma = g.exp(&ls_r);
+                let eps = g.constant(normal(rng, n * k * l), n * k, l);
+                let noise = g.mul(&sigma, &eps);
+                Codes {
+                    z: g.add(&mu_r, &noise),
+                    gaussian: Some((mu, log_sigma)),
+                }
+            }
+        }
+    }
+}
+
+/// The `n·k × n` 0/1 matrix whose product with an `n`-row matrix repeats
+/// each row `k` times in place.
+pub fn repeat_each(g: &Graph, n: usize, k: usize) -> Mat {
+    let mut r = vec![0.0; n * k * n];
+    for i in 0..n {
+        for j in 0..k {
+            r[(i * k + j) * n + i] = 1.0;
+        }
+    }
+    g.constant(r, n * k, n)
+}
+
+/// `p(x | z)`: an MLP from codes to Bernoulli logits.
+pub struct Decoder {
+    net: Mlp,
+}
+
+impl Decoder {
+    /// A decoder of `latent`-dimensional codes into `data_dim` logits.
+    pub fn new(
+        dev: &Dev,
+        prefix: &str,
+        latent: usize,
+        data_dim: usize,
+        net: &NetConfig,
+        rng: &mut ChaCha8Rng,
+    ) -> Self {
+        let mut widths = vec![latent];
+        widths.extend(&net.hidden);
+        widths.push(data_dim);
+        Self {
+            net: Mlp::new(dev, prefix, &widths, net.activation, rng),
+        }
+    }
+
+    /// The weights.
+    pub fn params(&self) -> Vec<&Param> {
+        self.net.params()
+    }
+
+    /// The weights, mutable.
+    pub fn params_mut(&mut self) -> Vec<&mut Param> {
+        self.net.params_mut()
+    }
+
+    /// Logits `a` (`m × D`) of codes `z` (`m × latent`).
+    pub fn logits(&self, g: &mut Graph, z: &Mat) -> Mat {
+        self.net.forward(g, z)
+    }
+
+    /// `log p(x | z)` per row (`m × 1`) from logits `a` and binary `x`
+    /// (`m × D`): `Σ_d x_d a_d − softplus(a_d)`.
+    pub fn log_likelihood(g: &mut Graph, logits: &Mat, x: &Mat) -> Mat {
+        let xa = g.mul(x, logits);
+        let sp = g.softplus(logits);
+        let diff = g.sub(&xa, &sp);
+        g.sum_cols(&diff)
+    }
+
+    /// Host-side `log p(x_r | z_r)` per row and its gradient in `z`
+    /// (`m × latent`), for `x` rows matched to `z` rows, on an inference
+    /// graph (no tape): `∇_z = J_aᵀ (x − σ(a))`.
+    pub fn log_likelihood_and_grad(
+        &self,
+        dev: &Dev,
+        z: &[f64],
+        x: &[f64],
+        m: usize,
+    ) -> (Vec<f64>, Vec<f64>) {
+        let latent = self.net.input_dim();
+        let d = self.net.output_dim();
+        let mut g = Graph::inference(dev);
+        let zm = g.constant(z.to_vec(), m, latent);
+        let (out, cache) = self.net.jet_cached(&mut g, Jet::constant(zm, 0), 1);
+        let a = device::to_host(&out.value);
+        let mut ll = vec![0.0; m];
+        let mut resid = vec![0.0; m * d];
+        for r in 0..m {
+            let mut s = 0.0;
+            for j in 0..d {
+                let (av, xv) = (a[r * d + j], x[r * d + j]);
+                s += xv * av - softplus(av);
+                resid[r * d + j] = xv - sigmoid(av);
+            }
+            ll[r] = s;
+        }
+        let rm = g.constant(resid, m, d);
+        let grad = device::to_host(&self.net.vjp(&mut g, &cache, &rm));
+        (ll, grad)
+    }
+}
+
+/// `ln(1 + eᵃ)`, stable for large `|a|`.
+pub fn softplus(a: f64) -> f64 {
+    if a > 0.0 {
+        a + (-a).exp().ln_1p()
+    } else {
+        a.exp().ln_1p()
+    }
+}
+
+/// The logistic function.
+pub fn sigmoid(a: f64) -> f64 {
+    if a >= 0.0 {
+        1.0 / (1.0 + (-a).exp())
+    } else {
+        let e = a.exp();
+        e / (1.0 + e)
+    }
+}

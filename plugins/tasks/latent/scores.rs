@@ -1,0 +1,109 @@
+//! Score estimates of the encoder's codes, from the experiment's model.
+//!
+//! Data flow: the encoder's codes `z` (host copy, no gradient) and, for a
+//! conditional score network, the images they came from, go to
+//! [`estimate_scores`]. A *trained* model (a score network `h(z)` or
+//! `h(z | x)`) adds its objective's loss on these codes to the step's loss
+//! (so it trains alongside, one step per step) and gives its score on an
+//! inference graph. A model *fitted from samples* (the kernel estimators) is
+//! refitted on every group of codes (the `k` codes of one image for a VAE,
+//! the whole minibatch for a WAE) and gives its estimates at them. Either
+//! way the scores come back as host values: a stop-gradient constant.
+
+use rand::RngCore;
+
+use crate::autodiff::Graph;
+use crate::device::{self, Mat};
+use crate::model::ScoreModel;
+use crate::objective::{LossContext, Objective};
+use crate::projection::Projection;
+
+/// Scores at the codes and the model's own training loss.
+pub struct ScoreEstimate {
+    /// `ŝ(z)`, row-major like the codes.
+    pub scores: Vec<f64>,
+    /// The trained model's objective on the codes (`1 × 1`, on the graph);
+    /// `None` for a fitted model.
+    pub model_loss: Option<Mat>,
+}
+
+/// Rows `[z_r, c_r]`: each code followed by its context row (the image it
+/// came from), or the codes alone without context.
+fn with_context(z: &[f64], latent: usize, context: Option<(&[f64], usize, usize)>) -> Vec<f64> {
+    let Some((x, width, k)) = context else {
+        return z.to_vec();
+    };
+    let m = z.len() / latent;
+    let mut out = Vec::with_capacity(m * (latent + width));
+    for r in 0..m {
+        out.extend_from_slice(&z[r * latent..(r + 1) * latent]);
+        let i = r / k;
+        out.extend_from_slice(&x[i * width..(i + 1) * width]);
+    }
+    out
+}
+
+/// Estimates `∇_z log q` at the codes `z` (`m × latent`, host).
+///
+/// * `context`: for a conditional model, the images (`n × width`) with
+///   `k` consecutive codes per image.
+/// * `groups`: the number of consecutive, equal groups of codes a fitted
+///   estimator is refitted on (one per image for `q(z | x)`, 1 for the
+///   aggregate `q(z)`).
+#[allow(clippy::too_many_arguments)]
+pub fn estimate_scores(
+    g: &mut Graph,
+    model: &mut dyn ScoreModel,
+    objective: Option<(&dyn Objective, &dyn Projection)>,
+    rng: &mut dyn RngCore,
+    z: &[f64],
+    latent: usize,
+    context: Option<(&[f64], usize, usize)>,
+    groups: usize,
+) -> Result<ScoreEstimate, String> {
+    let m = z.len() / latent;
+    if model.fits_from_samples() {
+        let per = m / groups;
+        let mut scores = Vec::with_capacity(z.len());
+        for (i, block) in z.chunks(per * latent).enumerate() {
+            model
+                .fit_samples(block)
+                .map_err(|e| format!("fitting `{i}`-th group of {per} codes: {e}"))?;
+            let mut inf = Graph::inference(g.dev());
+            let zm = inf.constant(block.to_vec(), per, latent);
+            scores.extend(device::to_host(&model.score(&mut inf, &zm)));
+        }
+        check_finite(&scores)?;
+        return Ok(ScoreEstimate {
+            scores,
+            model_loss: None,
+        });
+    }
+    let (objective, projection) =
+        objective.ok_or("a trained score model needs the experiment's objective")?;
+    let width = latent + context.map_or(0, |c| c.1);
+    let rows = with_context(z, latent, context);
+    let scores = {
+        let mut inf = Graph::inference(g.dev());
+        let input = inf.constant(rows.clone(), m, width);
+        device::to_host(&model.score(&mut inf, &input))
+    };
+    check_finite(&scores)?;
+    let input = g.constant(rows, m, width);
+    let mut ctx = LossContext { projection, rng };
+    let loss = objective.loss(g, &*model, &input, &mut ctx);
+    Ok(ScoreEstimate {
+        scores,
+        model_loss: Some(loss),
+    })
+}
+
+fn check_finite(scores: &[f64]) -> Result<(), String> {
+    match scores.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(format!(
+            "the score estimate is {} at code {} (coordinate {i} of the batch)",
+            scores[i], i
+        )),
+        None => Ok(()),
+    }
+}
