@@ -286,6 +286,30 @@ fn gaussian_vae_and_wae_train() {
     assert!(test_nll(&wae).is_finite());
 }
 
+#[test]
+fn kernel_estimators_drive_the_vae_and_the_wae() {
+    let dir = tempfile::tempdir().unwrap();
+    for (task, settings, model) in [
+        ("implicit_vae", ", codes_per_image: 5", "stein"),
+        ("implicit_vae", ", codes_per_image: 5", "spectral"),
+        ("wae", "", "stein"),
+        ("wae", "", "spectral"),
+    ] {
+        let name = format!("{task}_{model}");
+        let rest = format!(r#"model: {{"{model}": ()}},"#);
+        let run = train(
+            dir.path(),
+            &name,
+            &experiment(&name, task, settings, &rest, 30),
+        );
+        let nll = test_nll(&run);
+        assert!(nll.is_finite(), "{name}: nll {nll}");
+        let j = read_json(&run.join("metrics.json"));
+        assert_eq!(j["model"], model);
+        assert_eq!(j["objective"], "-");
+    }
+}
+
 fn build_error(text: &str) -> String {
     let exp = Experiment::parse(text, Path::new("x.ron")).unwrap();
     match exp.build() {
@@ -331,6 +355,24 @@ fn settings_that_do_not_fit_are_errors() {
         5,
     ));
     assert!(e.contains("cannot condition"), "{e}");
+    let e = build_error(&experiment(
+        "h",
+        "implicit_vae",
+        "",
+        r#"model: {"stein": ()},"#,
+        5,
+    ));
+    assert!(e.contains("codes_per_image"), "{e}");
+    let e = build_error(&experiment(
+        "i",
+        "wae",
+        "",
+        r#"model: {"stein": ()},
+    objective: {"ssm_vr": (projections: 1)},
+    projection: {"rademacher": ()},"#,
+        5,
+    ));
+    assert!(e.contains("fitted from samples"), "{e}");
     let e = build_error(
         &experiment("g", "implicit_vae", "", SSM, 5).replace("points: 16", "points: 0"),
     );

@@ -401,20 +401,6 @@ impl ModelConfig for SpectralConfig {
         self.validate()?;
         Ok(Box::new(Spectral::new(dim, 0, self)))
     }
-
-    /// The context columns are ignored: the estimator describes whatever
-    /// samples it was last fitted to, so a conditional user refits it for
-    /// each conditioning value.
-    fn build_conditional(
-        &self,
-        _dev: &Dev,
-        dim: usize,
-        context: usize,
-        _rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
-        self.validate()?;
-        Ok(Box::new(Spectral::new(dim, context, self)))
-    }
 }
 
 crate::register_plugin!(
