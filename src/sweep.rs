@@ -787,10 +787,16 @@ fn recorded_run(run_dir: &Path) -> Result<SeedRun, SweepError> {
         run_dir: Some(run_dir.to_path_buf()),
         status: if finished { "finished" } else { "failed" },
         error: (!finished).then(|| {
-            v["error"]
-                .as_str()
-                .map(String::from)
-                .unwrap_or_else(|| format!("run status `{status}`"))
+            v["error"].as_str().map(String::from).unwrap_or_else(|| {
+                if status == "running" {
+                    format!(
+                        "not finished: still running or stopped at step {}",
+                        v["step"].as_u64().unwrap_or(0)
+                    )
+                } else {
+                    format!("run status `{status}`")
+                }
+            })
         }),
         metrics,
         dim: v["dim"].as_u64().map(|d| d as usize),
