@@ -282,39 +282,20 @@ impl Experiment {
             .map_err(|e| e.within(&format!("task.{}", self.task.name)))?;
         let task_name = &self.task.name;
         if !task.uses_model() {
-            for (field, given) in [
-                ("model", self.model.is_some()),
-                ("objective", self.objective.is_some()),
-                ("projection", self.projection.is_some()),
-            ] {
-                if given {
-                    return Err(ConfigError::new(
-                        field,
-                        format!(
-                            "task `{task_name}` with these settings uses no {field}; remove it"
-                        ),
-                    ));
-                }
-            }
+            self.reject_given(&["model", "objective", "projection"], |field| {
+                format!("task `{task_name}` with these settings uses no {field}; remove it")
+            })?;
             return self.finish_build(dev, task, Box::new(NoModel), None, None);
         }
         let model = self.build_model_for(&dev, &*task)?;
         task.check_model(&*model)?;
         let model_name = self.model_name();
         if model.fits_from_samples() {
-            for (field, given) in [
-                ("objective", self.objective.is_some()),
-                ("projection", self.projection.is_some()),
-            ] {
-                if given {
-                    return Err(ConfigError::new(
-                        field,
-                        format!(
-                            "model `{model_name}` is fitted from samples, not trained; remove the {field}"
-                        ),
-                    ));
-                }
-            }
+            self.reject_given(&["objective", "projection"], |field| {
+                format!(
+                    "model `{model_name}` is fitted from samples, not trained; remove the {field}"
+                )
+            })?;
             return self.finish_build(dev, task, model, None, None);
         }
         let objective = self.objective.as_ref().ok_or_else(|| {
@@ -356,6 +337,24 @@ impl Experiment {
             Some(objective_built),
             Some(projection_built),
         )
+    }
+
+    /// An error naming the first of `fields` that the file gives, with
+    /// `why(field)` as the message.
+    fn reject_given(
+        &self,
+        fields: &[&str],
+        why: impl Fn(&str) -> String,
+    ) -> Result<(), ConfigError> {
+        let given = |f: &str| match f {
+            "model" => self.model.is_some(),
+            "objective" => self.objective.is_some(),
+            _ => self.projection.is_some(),
+        };
+        match fields.iter().find(|f| given(f)) {
+            Some(f) => Err(ConfigError::new(*f, why(f))),
+            None => Ok(()),
+        }
     }
 
     fn finish_build(

@@ -73,7 +73,7 @@ pub fn estimate_scores(
             let zm = inf.constant(block.to_vec(), per, latent);
             scores.extend(device::to_host(&model.score(&mut inf, &zm)));
         }
-        check_finite(&scores)?;
+        check_finite(&scores, latent)?;
         return Ok(ScoreEstimate {
             scores,
             model_loss: None,
@@ -88,7 +88,7 @@ pub fn estimate_scores(
         let input = inf.constant(rows.clone(), m, width);
         device::to_host(&model.score(&mut inf, &input))
     };
-    check_finite(&scores)?;
+    check_finite(&scores, latent)?;
     let input = g.constant(rows, m, width);
     let mut ctx = LossContext { projection, rng };
     let loss = objective.loss(g, &*model, &input, &mut ctx);
@@ -98,11 +98,13 @@ pub fn estimate_scores(
     })
 }
 
-fn check_finite(scores: &[f64]) -> Result<(), String> {
+fn check_finite(scores: &[f64], latent: usize) -> Result<(), String> {
     match scores.iter().position(|v| !v.is_finite()) {
         Some(i) => Err(format!(
-            "the score estimate is {} at code {} (coordinate {i} of the batch)",
-            scores[i], i
+            "the score estimate is {} at code {} of the batch, coordinate {}",
+            scores[i],
+            i / latent,
+            i % latent
         )),
         None => Ok(()),
     }
