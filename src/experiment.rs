@@ -10,24 +10,40 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::device::{self, Dev};
+use crate::device::{Backend, Device, Precision};
 use crate::error::{require_at_least, require_positive, ConfigError, ExperimentError};
-use crate::model::{NoModel, ScoreModel};
+use crate::model::{ModelSlot, ScoreModel};
 use crate::objective::Objective;
 use crate::projection::Projection;
-use crate::registry::{Component, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig};
-use crate::task::Task;
+use crate::registry::{
+    BuiltModel, Component, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
+};
+use crate::task::{ModelUse, Task};
 
 /// Where tensors live.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 pub enum DeviceChoice {
-    /// dfdx's CPU device (the default).
+    /// The native CPU kernels (the default).
     #[default]
     Cpu,
     /// dfdx's CUDA device; needs a build with `--features cuda`.
     Cuda,
+    /// dfdx's CPU ops: a slow reference implementation of every kernel,
+    /// for cross-checking results.
+    Reference,
+}
+
+impl DeviceChoice {
+    /// The backend this choice computes on.
+    pub fn backend(self) -> Backend {
+        match self {
+            DeviceChoice::Cpu => Backend::Cpu,
+            DeviceChoice::Cuda => Backend::Cuda,
+            DeviceChoice::Reference => Backend::Reference,
+        }
+    }
 }
 
 /// The optimizer and its settings.
@@ -122,6 +138,11 @@ pub struct Experiment {
     /// Compute device (default `Cpu`).
     #[serde(default)]
     pub device: DeviceChoice,
+    /// Precision of the model's tensors (default `F32`; `F64` for exact
+    /// checks). Kernel estimators, AIS and evaluation sums use `f64`
+    /// whatever this says.
+    #[serde(default)]
+    pub precision: Precision,
     /// Data and evaluation.
     pub task: Component<dyn TaskConfig>,
     /// The score model; left out only for a task that uses none (see
@@ -159,11 +180,11 @@ pub struct Experiment {
 /// The runtime objects an experiment describes.
 pub struct Built {
     /// The device everything lives on.
-    pub dev: Dev,
+    pub dev: Device,
     /// Data and evaluation.
     pub task: Box<dyn Task>,
-    /// The model being trained or fitted ([`NoModel`] for a task that uses none).
-    pub model: Box<dyn ScoreModel>,
+    /// The model being trained or fitted.
+    pub model: ModelSlot,
     /// The training loss, when the model is trained.
     pub objective: Option<Box<dyn Objective>>,
     /// Where projection directions come from, with `objective`.
@@ -259,20 +280,20 @@ impl Experiment {
                 "Cuda needs a build with `--features cuda` (this build computes on the CPU)",
             ));
         }
-        if self.device == DeviceChoice::Cpu && cfg!(feature = "cuda") {
-            return Err(ConfigError::new(
-                "device",
-                "this build computes on CUDA; set `device: Cuda` or build without `--features cuda`",
-            ));
-        }
         Ok(())
+    }
+
+    /// The device the experiment asks for.
+    pub fn device(&self) -> Result<Device, ConfigError> {
+        Device::new(self.device.backend(), self.precision)
+            .map_err(|e| ConfigError::new("device", e.to_string()))
     }
 
     /// Builds the task, model, objective and projection, validating each
     /// plugin's settings and that the file gives exactly the components the
     /// task and model use.
     pub fn build(&self) -> Result<Built, ConfigError> {
-        let dev = device::new_device(self.seed);
+        let dev = self.device()?;
         let data_seed = self.data_seed.unwrap_or(self.seed);
         let mut task_rng = ChaCha8Rng::seed_from_u64(derive_seed(data_seed, streams::TASK));
         let task = self
@@ -281,23 +302,24 @@ impl Experiment {
             .build(&dev, &mut task_rng)
             .map_err(|e| e.within(&format!("task.{}", self.task.name)))?;
         let task_name = &self.task.name;
-        if !task.uses_model() {
+        if task.model_use() == ModelUse::None {
             self.reject_given(&["model", "objective", "projection"], |field| {
                 format!("task `{task_name}` with these settings uses no {field}; remove it")
             })?;
-            return self.finish_build(dev, task, Box::new(NoModel), None, None);
+            return self.finish_build(dev, task, ModelSlot::None, None, None);
         }
         let model = self.build_model_for(&dev, &*task)?;
-        task.check_model(&*model)?;
+        task.check_model(&model)?;
         let model_name = self.model_name();
-        if model.fits_from_samples() {
-            self.reject_given(&["objective", "projection"], |field| {
-                format!(
-                    "model `{model_name}` is fitted from samples, not trained; remove the {field}"
-                )
-            })?;
-            return self.finish_build(dev, task, model, None, None);
-        }
+        let trained = match model {
+            ModelSlot::Trained(m) => m,
+            fitted => {
+                self.reject_given(&["objective", "projection"], |field| {
+                    format!("model `{model_name}` is fitted from samples, not trained; remove the {field}")
+                })?;
+                return self.finish_build(dev, task, fitted, None, None);
+            }
+        };
         let objective = self.objective.as_ref().ok_or_else(|| {
             ConfigError::new(
                 "objective",
@@ -318,22 +340,17 @@ impl Experiment {
             .config
             .build()
             .map_err(|e| e.within(&format!("projection.{}", projection.name)))?;
-        objective_built
-            .check_model(&*model)
-            .map_err(|m| ConfigError::new("objective", format!("`{}`: {m}", objective.name)))?;
-        if objective_built.requires_isotropic_projection() && !projection_built.isotropic() {
-            return Err(ConfigError::new(
-                "projection",
-                format!(
-                    "objective `{}` needs E[vvᵀ] = I, which projection `{}` does not satisfy",
-                    objective.name, projection.name
-                ),
-            ));
-        }
+        check_compatible(
+            &objective.name,
+            &*objective_built,
+            &*trained,
+            &projection.name,
+            &*projection_built,
+        )?;
         self.finish_build(
             dev,
             task,
-            model,
+            ModelSlot::Trained(trained),
             Some(objective_built),
             Some(projection_built),
         )
@@ -359,14 +376,17 @@ impl Experiment {
 
     fn finish_build(
         &self,
-        dev: Dev,
+        dev: Device,
         task: Box<dyn Task>,
-        model: Box<dyn ScoreModel>,
+        model: ModelSlot,
         objective: Option<Box<dyn Objective>>,
         projection: Option<Box<dyn Projection>>,
     ) -> Result<Built, ConfigError> {
-        let trainable =
-            model.num_parameters() + task.params().iter().map(|p| p.numel()).sum::<usize>();
+        let trainable = model
+            .scorer()
+            .map_or(0, |m| crate::nn::module::num_trainable(m))
+            * usize::from(!model.is_fitted_kind())
+            + crate::nn::module::num_trainable(&*task);
         if self.iterations == 0 && trainable > 0 {
             return Err(ConfigError::new(
                 "iterations",
@@ -389,31 +409,26 @@ impl Experiment {
     }
 
     /// Builds the model the task asks for: of dimension `task.dim()`,
-    /// conditional on `task.model_context_dim()` columns when there are
-    /// some. A model that cannot condition but is fitted from samples (a
-    /// kernel estimator) is built unconditionally: refitted on the samples
-    /// of each condition, it conditions by construction.
-    pub fn build_model_for(
-        &self,
-        dev: &Dev,
-        task: &dyn Task,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
-        let context = task.model_context_dim();
+    /// conditional on the task's context columns when there are some. An
+    /// estimator fitted from samples (a kernel estimator) is built
+    /// unconditionally: refitted on the samples of each condition, it
+    /// conditions by construction.
+    pub fn build_model_for(&self, dev: &Device, task: &dyn Task) -> Result<ModelSlot, ConfigError> {
+        let context = match task.model_use() {
+            ModelUse::Conditional(c) => c,
+            _ => 0,
+        };
         match self.build_model_with_context(dev, task.dim(), context) {
-            Err(e) if context > 0 => {
-                let plain = self.build_model(dev, task.dim())?;
-                if plain.fits_from_samples() {
-                    Ok(plain)
-                } else {
-                    Err(e)
-                }
-            }
+            Err(e) if context > 0 => match self.build_model_with_context(dev, task.dim(), 0)? {
+                slot @ ModelSlot::Fitted { .. } => Ok(slot),
+                _ => Err(e),
+            },
             built => built,
         }
     }
 
     /// Builds only the model, for data of dimension `dim` (used to reload a run).
-    pub fn build_model(&self, dev: &Dev, dim: usize) -> Result<Box<dyn ScoreModel>, ConfigError> {
+    pub fn build_model(&self, dev: &Device, dim: usize) -> Result<ModelSlot, ConfigError> {
         self.build_model_with_context(dev, dim, 0)
     }
 
@@ -421,10 +436,10 @@ impl Experiment {
     /// conditioning columns (0: an unconditional model).
     pub fn build_model_with_context(
         &self,
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         context: usize,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+    ) -> Result<ModelSlot, ConfigError> {
         let model = self.model.as_ref().ok_or_else(|| {
             ConfigError::new("model", format!("task `{}` needs a model", self.task.name))
         })?;
@@ -434,7 +449,14 @@ impl Experiment {
         } else {
             model.config.build_conditional(dev, dim, context, &mut rng)
         };
-        built.map_err(|e| e.within(&format!("model.{}", model.name)))
+        let built = built.map_err(|e| e.within(&format!("model.{}", model.name)))?;
+        Ok(match built {
+            BuiltModel::Trained(m) => ModelSlot::Trained(m),
+            BuiltModel::Fitted(estimator) => ModelSlot::Fitted {
+                estimator,
+                fitted: None,
+            },
+        })
     }
 
     /// The model's plugin name, or `-` when the file has none.
@@ -457,4 +479,30 @@ impl Experiment {
         let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S%.3f");
         logs_root.join(&self.name).join(stamp.to_string())
     }
+}
+
+/// The one compatibility check between an objective, the model it trains and
+/// the projection it draws from (used by `run`, `bench`, `sweep` and the
+/// library): every need the objective states must be met.
+pub fn check_compatible(
+    objective_name: &str,
+    objective: &dyn Objective,
+    model: &dyn ScoreModel,
+    projection_name: &str,
+    projection: &dyn Projection,
+) -> Result<(), ConfigError> {
+    let needs = objective.needs();
+    if let Some(why) = needs.unmet_by(model) {
+        return Err(ConfigError::new(
+            "objective",
+            format!("`{objective_name}` {why}"),
+        ));
+    }
+    if needs.isotropic_projection && !projection.isotropic() {
+        return Err(ConfigError::new(
+            "projection",
+            format!("objective `{objective_name}` needs E[vvᵀ] = I, which projection `{projection_name}` does not satisfy"),
+        ));
+    }
+    Ok(())
 }

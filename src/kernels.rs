@@ -27,12 +27,12 @@
 //! `*_into` / `*_in_place` forms write into caller-owned buffers so that a
 //! model refitted on every training step reuses its allocations.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{require_positive, ConfigError};
 
 /// How the RBF bandwidth `σ` is chosen at each fit.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub enum Bandwidth {
     /// The median of the pairwise distances of the fitted samples (see the
@@ -667,6 +667,8 @@ pub fn graph_score<E: PointScore + ?Sized>(
 
 /// [`ScoreModel::terms`](crate::model::ScoreModel::terms) for a fitted
 /// estimator: constants on `g` (there are no parameters to differentiate).
+/// `v` holds `m` directions per row of `x`, direction-major; the host
+/// computation sees `x` repeated `m` times.
 pub fn graph_terms<E: PointScore + ?Sized>(
     e: &E,
     g: &mut crate::autodiff::Graph,
@@ -674,11 +676,18 @@ pub fn graph_terms<E: PointScore + ?Sized>(
     v: &crate::device::Mat,
     want_score: bool,
 ) -> crate::model::Terms {
-    let (n, _) = crate::device::shape(x);
-    let (vs, vhv, s) = host_terms(e, &crate::device::to_host(x), &crate::device::to_host(v));
+    let n = x.rows();
+    let m = v.rows() / n.max(1);
+    let xh = x.to_host();
+    let mut xr = Vec::with_capacity(xh.len() * m);
+    for _ in 0..m {
+        xr.extend_from_slice(&xh);
+    }
+    let (vs, vhv, s) = host_terms(e, &xr, &v.to_host());
+    let d = e.score_dim();
     crate::model::Terms {
-        vs: g.constant(vs, n, 1),
-        vhv: g.constant(vhv, n, 1),
-        score: want_score.then(|| g.constant(s, n, e.score_dim())),
+        vs: g.constant(vs, n * m, 1),
+        vhv: g.constant(vhv, n * m, 1),
+        score: want_score.then(|| g.constant(s[..n * d].to_vec(), n, d)),
     }
 }

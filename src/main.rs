@@ -10,14 +10,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 use slicedscore::autodiff::Graph;
 use slicedscore::bench::memory::CountingAllocator;
 use slicedscore::bench::{self, ScalingDefaults, ScalingOptions};
+use slicedscore::device::Precision;
 use slicedscore::experiment::Experiment;
+use slicedscore::points_csv;
 use slicedscore::registry::{
     ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
 use slicedscore::run_loader::{load_model, Which};
 use slicedscore::sweep::{run_sweep, SweepOptions};
 use slicedscore::train::{run_file, RunOptions};
-use slicedscore::{device, points_csv};
 
 /// Counts heap bytes so `bench scaling` can report peak memory (the library
 /// leaves the allocator to the program).
@@ -165,6 +166,9 @@ enum BenchCommand {
         /// Seed of data, initialisation and projections.
         #[arg(long, default_value_t = 0)]
         seed: u64,
+        /// Precision of the model's tensors: f32 or f64.
+        #[arg(long, default_value = "f32", value_parser = parse_precision)]
+        precision: Precision,
         /// Output folder (default logs/bench/scaling-<timestamp>).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -175,6 +179,10 @@ enum BenchCommand {
 enum CheckpointArg {
     Best,
     Last,
+}
+
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).ok_or_else(|| format!("{s:?}: expected f32 or f64"))
 }
 
 fn list_kind<C: ?Sized + ComponentKind>(out: &mut String) {
@@ -241,7 +249,11 @@ fn run(cli: Cli) -> Result<()> {
                     f.display(),
                     built.task.describe(),
                     exp.model_name(),
-                    built.model.num_parameters(),
+                    built
+                        .model
+                        .scorer()
+                        .map_or(0, |m| slicedscore::nn::module::num_trainable(m))
+                        + slicedscore::nn::module::num_trainable(&*built.task),
                     exp.objective_name(),
                     exp.projection_name()
                 );
@@ -269,7 +281,7 @@ fn run(cli: Cli) -> Result<()> {
             let n = points.len() / loaded.dim;
             let mut g = Graph::inference(&loaded.dev);
             let x = g.constant(points, n, loaded.dim);
-            let s = device::to_host(&loaded.model.score(&mut g, &x));
+            let s = loaded.model.score(&mut g, &x).to_host();
             print!("{}", points_csv::to_csv(&s, loaded.dim, "score"));
         }
         Command::Sweep {
@@ -319,6 +331,7 @@ fn run(cli: Cli) -> Result<()> {
                 sm_max_dim,
                 optimizer,
                 seed,
+                precision,
                 out,
             } => {
                 let defaults = bench_defaults();
@@ -348,6 +361,7 @@ fn run(cli: Cli) -> Result<()> {
                     max_dim: vec![(defaults.exact.clone(), sm_max_dim)],
                     ratio: Some((defaults.exact.clone(), defaults.sliced.clone())),
                     seed,
+                    precision,
                     out: Some(out),
                     verbose: true,
                 };

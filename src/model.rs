@@ -1,32 +1,52 @@
-//! The [`ScoreModel`] trait: anything that yields a score `s(x) = ∇ₓ log p̃(x)`.
+//! Score models and what they can do.
 //!
-//! Objectives never look inside a model. They ask it for [`Terms`] along
-//! projection directions `v` (one per row): `vᵀs(x)`, `vᵀ(∇ₓs(x))v` and, when
-//! asked, the full score. Energy models get these from second-order jets of
-//! `log p̃`; score networks `h(x)` from first-order jets of `h`.
+//! Every model is a [`ScoreModel`]: parameters (through [`Module`]), a
+//! dimension, the score `s(x) = ∇ₓ log p̃(x)`, and the directional terms
+//! objectives are built from. Everything else a model may offer is a
+//! capability trait it implements and exposes through one accessor, which
+//! [`crate::capabilities!`] writes (so an accessor cannot claim a trait the
+//! type lacks):
+//!
+//! * [`EnergyModel`]: an unnormalized log-density `log p̃(x)` (and possibly a
+//!   Gaussian close to it, for importance sampling);
+//! * [`FlowModel`]: a normalized density that samples exactly (maximum
+//!   likelihood and exact log-likelihoods apply);
+//! * [`CurvatureModel`]: the Hessian diagonal by backward curvature
+//!   propagation (for `approx_bp` and `cp`);
+//! * [`DataInit`]: a data-dependent initialisation before training.
+//!
+//! Estimators fitted from samples (the kernel estimators) are not score
+//! models until fitted: a [`SampleEstimator`] turns samples into a fitted
+//! [`ScoreModel`], so a score can never be asked of an unfitted one.
+//!
+//! Objectives never look inside a model: they ask for [`Terms`] along
+//! projection directions (one value stream, `m` directions per point) or
+//! [`TraceTerms`] along basis directions (exact score matching).
+
+use rand::RngCore;
 
 use crate::autodiff::curvature::CurvatureMethod;
 use crate::autodiff::Graph;
-use crate::device::Mat;
-use crate::nn::Param;
+use crate::device::{Device, Mat};
+use crate::nn::Module;
 
-/// What kind of object a model is, which decides what objectives apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ModelFamily {
-    /// An unnormalized log-density `log p̃(x)`; its score is `∇ₓ log p̃`.
-    Energy,
-    /// A network `h: ℝᴰ → ℝᴰ` used directly as the score.
-    ScoreNetwork,
-}
-
-/// Per-row score-matching terms along directions `v`, as `n × 1` columns.
+/// Per-row score-matching terms along directions `v` (`m` per point,
+/// direction-major: entry `j·n + i` belongs to point `i`, direction `j`).
 pub struct Terms {
-    /// `vᵀ s(x)`.
+    /// `vᵀ s(x)` (`m·n × 1`).
     pub vs: Mat,
-    /// `vᵀ (∇ₓ s(x)) v`.
+    /// `vᵀ (∇ₓ s(x)) v` (`m·n × 1`).
     pub vhv: Mat,
     /// The full score `s(x)` (`n × D`) when requested.
     pub score: Option<Mat>,
+}
+
+/// Terms along the basis directions `e_start … e_{start+count−1}`.
+pub struct TraceTerms {
+    /// `sᵢ(x)` for each direction `i` (`count·n × 1`, direction-major).
+    pub vs: Mat,
+    /// `Σᵢ ∂sᵢ/∂xᵢ` over the directions, per point (`n × 1`).
+    pub trace: Mat,
 }
 
 /// An isotropic Gaussian proposal `N(mean, std²I)`.
@@ -38,98 +58,11 @@ pub struct GaussianProposal {
     pub std: f64,
 }
 
-/// A trainable model that gives a score.
-pub trait ScoreModel {
-    /// Input dimension `D`.
+/// A model that gives a score.
+pub trait ScoreModel: Module {
+    /// Dimension `D` of the points scored.
     fn dim(&self) -> usize;
 
-    /// Energy model or score network.
-    fn family(&self) -> ModelFamily;
-
-    /// Trainable parameters in a fixed order (names unique within the model).
-    fn params(&self) -> Vec<&Param>;
-
-    /// Mutable parameters in the same order as [`ScoreModel::params`].
-    fn params_mut(&mut self) -> Vec<&mut Param>;
-
-    /// The score `s(x)` (`n × D`) for `x` (`n × D`).
-    fn score(&self, g: &mut Graph, x: &Mat) -> Mat;
-
-    /// Directional terms along `v` (`n × D`, one direction per row of `x`),
-    /// and the full score too when `want_score`.
-    fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms;
-
-    /// The unnormalized log-density `log p̃(x)` (`n × 1`), for energy models.
-    fn log_density(&self, _g: &mut Graph, _x: &Mat) -> Option<Mat> {
-        None
-    }
-
-    /// The score and an estimate of the Hessian diagonal `diag(∇ₓs)` (both
-    /// `n × D`) by backward curvature propagation, for the `approx_bp` and
-    /// `cp` objectives; `None` when the model does not implement it.
-    fn curvature(
-        &self,
-        _g: &mut Graph,
-        _x: &Mat,
-        _method: &mut CurvatureMethod<'_>,
-    ) -> Option<(Mat, Mat)> {
-        None
-    }
-
-    /// Whether [`ScoreModel::curvature`] is implemented.
-    fn supports_curvature(&self) -> bool {
-        false
-    }
-
-    /// A normalized Gaussian `N(mean, std²I)` close to the model's density,
-    /// used as an importance-sampling proposal to estimate `log Z` (e.g. an
-    /// energy model's base measure). `None` when the model has none.
-    fn importance_proposal(&self) -> Option<GaussianProposal> {
-        None
-    }
-
-    /// Whether [`ScoreModel::log_density`] is normalized (a flow with a
-    /// tractable Jacobian), so maximum likelihood and exact log-likelihoods apply.
-    fn is_normalized(&self) -> bool {
-        false
-    }
-
-    /// `n` exact samples from the model (row-major `n × D`), for models that
-    /// can sample directly (flows); `None` otherwise.
-    fn sample(
-        &self,
-        _dev: &crate::device::Dev,
-        _rng: &mut dyn rand::RngCore,
-        _n: usize,
-    ) -> Option<Vec<f64>> {
-        None
-    }
-
-    /// How many training points [`ScoreModel::init_from_data`] wants before
-    /// the first step (0: none).
-    fn data_init_points(&self) -> usize {
-        0
-    }
-
-    /// Data-dependent initialisation (e.g. inducing points from data), called
-    /// once by the training loop with `data_init_points()` rows (row-major).
-    fn init_from_data(&mut self, _x: &[f64]) {}
-
-    /// Whether the model is a nonparametric estimator that is fitted from
-    /// samples by [`ScoreModel::fit_samples`] rather than trained (the
-    /// kernel estimators). The training loop fits such a model once from
-    /// [`ScoreModel::data_init_points`] training rows; a task that needs
-    /// scores of its own samples (an implicit encoder's `z`) refits it on
-    /// every batch.
-    fn fits_from_samples(&self) -> bool {
-        false
-    }
-    /// Fits the estimator to samples (row-major `n × dim`). An error says
-    /// what went wrong (too few samples, a kernel matrix that stays singular
-    /// after regularization); it never leaves NaN estimates behind.
-    fn fit_samples(&mut self, _x: &[f64]) -> Result<(), String> {
-        Err("this model is trained, not fitted from samples".to_string())
-    }
     /// Number of conditioning columns appended to every input row (0: an
     /// unconditional model). A conditional model `h(z | c)` takes rows
     /// `[z, c]` of width `dim + context_dim`; its score, directions `v` and
@@ -137,35 +70,233 @@ pub trait ScoreModel {
     fn context_dim(&self) -> usize {
         0
     }
-    /// Total number of trainable scalars.
-    fn num_parameters(&self) -> usize {
-        self.params().iter().map(|p| p.numel()).sum()
+
+    /// The score `s(x)` (`n × D`) for `x` (`n × (D + C)`).
+    fn score(&self, g: &mut Graph, x: &Mat) -> Mat;
+
+    /// Directional terms along `v` (`m·n × D`, `m` directions per row of
+    /// `x`, direction-major), and the full score too when `want_score`.
+    fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms;
+
+    /// Terms along the basis directions `e_start … e_{start+count−1}`. The
+    /// default materializes the directions and calls [`ScoreModel::terms`];
+    /// models with jets carry the trace instead and share the value stream
+    /// between chunks of directions.
+    fn trace_terms(&self, g: &mut Graph, x: &Mat, start: usize, count: usize) -> TraceTerms {
+        let n = x.rows();
+        let d = self.dim();
+        let mut v = vec![0.0; count * n * d];
+        for j in 0..count {
+            for r in 0..n {
+                v[(j * n + r) * d + start + j] = 1.0;
+            }
+        }
+        let vm = g.constant(v, count * n, d);
+        let t = self.terms(g, x, &vm, false);
+        let trace = if count == 0 {
+            g.filled(n, 1, 0.0)
+        } else {
+            g.sum_blocks(&t.vhv, count)
+        };
+        TraceTerms { vs: t.vs, trace }
+    }
+
+    /// The widest intermediate a trace pass holds per direction and point,
+    /// used to size chunks of directions in exact score matching.
+    fn trace_width(&self) -> usize {
+        256
+    }
+
+    /// The unnormalized log-density, if the model has one.
+    fn as_energy(&self) -> Option<&dyn EnergyModel> {
+        None
+    }
+
+    /// The normalized flow, if the model is one.
+    fn as_flow(&self) -> Option<&dyn FlowModel> {
+        None
+    }
+
+    /// Backward curvature propagation, if the model implements it.
+    fn as_curvature(&self) -> Option<&dyn CurvatureModel> {
+        None
+    }
+
+    /// Data-dependent initialisation, if the model wants one.
+    fn as_data_init(&mut self) -> Option<&mut dyn DataInit> {
+        None
     }
 }
 
-/// The model of an experiment whose task uses none (see
-/// [`crate::task::Task::uses_model`]): no parameters, and it is never asked
-/// for a score.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoModel;
+/// A model with an unnormalized log-density `log p̃(x)`, `s = ∇ₓ log p̃`.
+pub trait EnergyModel {
+    /// `log p̃(x)` per row (`n × 1`).
+    fn log_density(&self, g: &mut Graph, x: &Mat) -> Mat;
 
-impl ScoreModel for NoModel {
-    fn dim(&self) -> usize {
-        0
+    /// A normalized Gaussian `N(mean, std²I)` close to the model's density,
+    /// used as an importance-sampling proposal to estimate `log Z`; `None`
+    /// when the model has none.
+    fn importance_proposal(&self) -> Option<GaussianProposal> {
+        None
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::ScoreNetwork
+}
+
+/// A normalized density (a flow with a tractable Jacobian): its
+/// [`EnergyModel::log_density`] is exact, and it samples exactly.
+pub trait FlowModel: EnergyModel {
+    /// `n` exact samples (row-major `n × D`).
+    fn sample(&self, dev: &Device, rng: &mut dyn RngCore, n: usize) -> Vec<f64>;
+}
+
+/// A model that propagates curvature backwards.
+pub trait CurvatureModel {
+    /// The score and an estimate of the Hessian diagonal `diag(∇ₓs)` (both
+    /// `n × D`) by backward curvature propagation.
+    fn curvature(&self, g: &mut Graph, x: &Mat, method: &mut CurvatureMethod<'_>) -> (Mat, Mat);
+}
+
+/// A model initialised from training data before the first step.
+pub trait DataInit {
+    /// How many training rows it wants.
+    fn data_init_points(&self) -> usize;
+    /// Initialises from `data_init_points()` rows (row-major).
+    fn init_from_data(&mut self, dev: &Device, x: &[f64]);
+}
+
+/// The name of the buffer in which a fitted model keeps its samples (see
+/// [`SampleEstimator::fit`]).
+pub const FITTED_SAMPLES: &str = "samples";
+
+/// An estimator fitted from samples (no training loop): each fit gives a
+/// score model.
+pub trait SampleEstimator {
+    /// Dimension of the samples.
+    fn dim(&self) -> usize;
+    /// How many training rows a standalone run fits it to.
+    fn samples_wanted(&self) -> usize;
+    /// Fits to samples (row-major `n × dim`). The fitted model keeps its
+    /// samples as its one buffer, named [`FITTED_SAMPLES`] (in `f64`), so a
+    /// checkpoint of it can be refitted exactly.
+    ///
+    /// # Errors
+    /// What went wrong (too few samples, a kernel matrix that stays
+    /// singular after regularization); never a model with NaN estimates.
+    fn fit(&self, dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, String>;
+}
+
+/// The experiment's model as built: none (a task without a model), a model
+/// trained by an objective, or an estimator fitted from samples (with its
+/// fit, once a standalone run has fitted it).
+pub enum ModelSlot {
+    /// No model.
+    None,
+    /// A trained model.
+    Trained(Box<dyn ScoreModel>),
+    /// An estimator and, when fitted, the fitted model.
+    Fitted {
+        /// The estimator.
+        estimator: Box<dyn SampleEstimator>,
+        /// Its fit on the training data (standalone runs).
+        fitted: Option<Box<dyn ScoreModel>>,
+    },
+}
+
+impl ModelSlot {
+    /// The model that scores points: the trained model or the fitted one.
+    pub fn scorer(&self) -> Option<&dyn ScoreModel> {
+        match self {
+            ModelSlot::None => None,
+            ModelSlot::Trained(m) => Some(&**m),
+            ModelSlot::Fitted { fitted, .. } => fitted.as_deref(),
+        }
     }
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
+
+    /// Whether this is an estimator fitted from samples.
+    pub fn is_fitted_kind(&self) -> bool {
+        matches!(self, ModelSlot::Fitted { .. })
     }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
+
+    /// The parameters (and buffers) of the model that scores, as a module.
+    pub fn module_mut(&mut self) -> Option<&mut (dyn ScoreModel + 'static)> {
+        match self {
+            ModelSlot::None => None,
+            ModelSlot::Trained(m) => Some(&mut **m),
+            ModelSlot::Fitted { fitted, .. } => fitted.as_deref_mut(),
+        }
     }
-    fn score(&self, _g: &mut Graph, _x: &Mat) -> Mat {
-        unreachable!("NoModel belongs to a task that uses no model")
+}
+
+impl Module for ModelSlot {
+    fn visit(&self, path: &mut crate::nn::ParamPath, f: &mut dyn FnMut(&str, &crate::nn::Param)) {
+        if let Some(m) = self.scorer() {
+            m.visit(path, f);
+        }
     }
-    fn terms(&self, _g: &mut Graph, _x: &Mat, _v: &Mat, _want_score: bool) -> Terms {
-        unreachable!("NoModel belongs to a task that uses no model")
+    fn visit_mut(
+        &mut self,
+        path: &mut crate::nn::ParamPath,
+        f: &mut dyn FnMut(&str, &mut crate::nn::Param),
+    ) {
+        if let Some(m) = self.module_mut() {
+            m.visit_mut(path, f);
+        }
+    }
+}
+
+/// Writes the capability accessors of a [`ScoreModel`] implementation
+/// from the capability traits the type implements:
+///
+/// ```ignore
+/// impl ScoreModel for Dkef {
+///     // …
+///     slicedscore::capabilities!(energy, curvature, data_init);
+/// }
+/// ```
+#[macro_export]
+macro_rules! capabilities {
+    ($($cap:ident),* $(,)?) => {
+        $( $crate::capabilities!(@one $cap); )*
+    };
+    (@one energy) => {
+        fn as_energy(&self) -> Option<&dyn $crate::model::EnergyModel> { Some(self) }
+    };
+    (@one flow) => {
+        fn as_flow(&self) -> Option<&dyn $crate::model::FlowModel> { Some(self) }
+    };
+    (@one curvature) => {
+        fn as_curvature(&self) -> Option<&dyn $crate::model::CurvatureModel> { Some(self) }
+    };
+    (@one data_init) => {
+        fn as_data_init(&mut self) -> Option<&mut dyn $crate::model::DataInit> { Some(self) }
+    };
+}
+
+/// What an objective needs of a model, checked once when an experiment (or
+/// a benchmark) is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// An [`EnergyModel`].
+    pub energy: bool,
+    /// A [`FlowModel`].
+    pub flow: bool,
+    /// A [`CurvatureModel`].
+    pub curvature: bool,
+    /// A projection with `E[vvᵀ] = I`.
+    pub isotropic_projection: bool,
+}
+
+impl Needs {
+    /// The first need `model` does not meet, as a sentence.
+    pub fn unmet_by(&self, model: &dyn ScoreModel) -> Option<&'static str> {
+        if self.energy && model.as_energy().is_none() {
+            return Some("needs an energy model (a log-density, such as mlp_energy, dkef or nice)");
+        }
+        if self.flow && model.as_flow().is_none() {
+            return Some("needs a normalized model (a flow with a tractable Jacobian, such as nice); this model's log-density is unnormalized or unavailable");
+        }
+        if self.curvature && model.as_curvature().is_none() {
+            return Some("needs a model with backward curvature propagation (an energy model such as mlp_energy, dkef or nice)");
+        }
+        None
     }
 }

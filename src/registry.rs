@@ -17,9 +17,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::device::Dev;
+use crate::device::Device;
 use crate::error::ConfigError;
-use crate::model::ScoreModel;
+use crate::model::{SampleEstimator, ScoreModel};
 use crate::objective::Objective;
 use crate::projection::Projection;
 use crate::task::Task;
@@ -29,7 +29,28 @@ pub trait TaskConfig: fmt::Debug {
     /// Validates the settings, loads or generates the data (drawing from
     /// `rng`, the experiment's data stream) and initialises any networks the
     /// task trains itself on `dev`.
-    fn build(&self, dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError>;
+    fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError>;
+}
+
+/// What a model plugin builds.
+pub enum BuiltModel {
+    /// A model trained by an objective.
+    Trained(Box<dyn ScoreModel>),
+    /// An estimator fitted from samples (no training).
+    Fitted(Box<dyn SampleEstimator>),
+}
+
+impl BuiltModel {
+    /// The trained model, or an error naming what was built instead.
+    pub fn trained(self) -> Result<Box<dyn ScoreModel>, ConfigError> {
+        match self {
+            BuiltModel::Trained(m) => Ok(m),
+            BuiltModel::Fitted(_) => Err(ConfigError::new(
+                "",
+                "this model is fitted from samples, not trained",
+            )),
+        }
+    }
 }
 
 /// Settings of a model plugin, parsed from RON.
@@ -37,21 +58,21 @@ pub trait ModelConfig: fmt::Debug {
     /// Validates the settings and initialises a model for data of dimension `dim`.
     fn build(
         &self,
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError>;
+    ) -> Result<BuiltModel, ConfigError>;
 
     /// A conditional model `h(z | c)` of `z ∈ ℝ^dim` given `context`
     /// conditioning columns (see [`ScoreModel::context_dim`]); an error by
     /// default, for models that cannot condition.
     fn build_conditional(
         &self,
-        _dev: &Dev,
+        _dev: &Device,
         _dim: usize,
         context: usize,
         _rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+    ) -> Result<BuiltModel, ConfigError> {
         Err(ConfigError::new(
             "",
             format!("this model cannot condition on context ({context} columns)"),

@@ -3,10 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::device::{self, Dev};
+use crate::device::{Device, Precision};
 use crate::error::ExperimentError;
 use crate::experiment::Experiment;
 use crate::model::ScoreModel;
+use crate::model::{ModelSlot, FITTED_SAMPLES};
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
 use crate::train::{BEST_CHECKPOINT, EXPERIMENT_COPY, LAST_CHECKPOINT};
 
@@ -42,7 +43,7 @@ pub enum LoadError {
 /// A model reloaded from a run folder.
 pub struct LoadedModel {
     /// The device it lives on.
-    pub dev: Dev,
+    pub dev: Device,
     /// Data dimension.
     pub dim: usize,
     /// Training step of the checkpoint.
@@ -62,12 +63,39 @@ pub fn load_model(run_dir: &Path, which: Which) -> Result<LoadedModel, LoadError
     let ckpt = Checkpoint::read(&run_dir.join(file))?;
     let dim = ckpt.metadata_usize("dim")?;
     let step = ckpt.metadata_usize("step")?;
-    let dev = device::new_device(exp.seed);
-    let mut model = exp.build_model(&dev, dim).map_err(|e| LoadError::Model {
+    let model_err = |message: String| LoadError::Model {
         path: exp_path.clone(),
-        message: e.to_string(),
-    })?;
-    ckpt.load_params(&dev, model.params_mut())?;
+        message,
+    };
+    // The model computes in the precision it was trained in.
+    let dev = exp
+        .device()
+        .map_err(|e| model_err(e.to_string()))?
+        .with_precision(ckpt.precision()?);
+    let model = match exp
+        .build_model(&dev, dim)
+        .map_err(|e| model_err(e.to_string()))?
+    {
+        ModelSlot::Trained(mut m) => {
+            ckpt.load_params(&dev, &mut *m)?;
+            m
+        }
+        ModelSlot::Fitted { estimator, .. } => {
+            let samples = ckpt
+                .tensor(&dev.with_precision(Precision::F64), FITTED_SAMPLES)?
+                .ok_or_else(|| {
+                    model_err(format!(
+                        "the checkpoint holds no `{FITTED_SAMPLES}` to refit the estimator on"
+                    ))
+                })?;
+            estimator.fit(&dev, &samples.to_host()).map_err(|e| {
+                model_err(format!(
+                    "refitting the estimator on the checkpoint's samples: {e}"
+                ))
+            })?
+        }
+        ModelSlot::None => return Err(model_err("the experiment has no model".into())),
+    };
     Ok(LoadedModel {
         dev,
         dim,

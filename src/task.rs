@@ -7,10 +7,10 @@
 //!
 //! Most tasks only supply data: the loop trains the experiment's model with
 //! the experiment's objective. A task that trains networks of its own (a VAE,
-//! a WAE) also returns them from [`Task::params`] and builds each step's loss
-//! in [`Task::train_loss`], using the experiment's model as an auxiliary
-//! score estimator (a score network trained by the objective alongside, or a
-//! kernel estimator refitted on every batch).
+//! a WAE) has them as its [`Module`] parameters and builds each step's loss
+//! through [`OwnTraining`], using the experiment's model as an auxiliary
+//! score estimator ([`ScoreSource`]: a score network trained by the
+//! objective alongside, or a kernel estimator refitted on every batch).
 
 use std::collections::BTreeMap;
 
@@ -18,9 +18,9 @@ use rand::seq::SliceRandom;
 use rand::RngCore;
 
 use crate::autodiff::Graph;
-use crate::device::{Dev, Mat};
-use crate::model::ScoreModel;
-use crate::nn::Param;
+use crate::device::{Device, Mat};
+use crate::model::{ModelSlot, SampleEstimator, ScoreModel};
+use crate::nn::Module;
 use crate::objective::Objective;
 use crate::projection::Projection;
 
@@ -97,8 +97,41 @@ pub enum Artifact {
     },
 }
 
-/// Data, batches and evaluation for one experiment.
-pub trait Task {
+/// How a task uses the experiment's model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelUse {
+    /// No model (the experiment file leaves `model`, `objective` and
+    /// `projection` out).
+    None,
+    /// A model of the task's `dim` points.
+    Scores,
+    /// A conditional model `h(z | c)` with this many context columns
+    /// appended to every input row (see [`ScoreModel::context_dim`]); a
+    /// model fitted from samples is refitted per condition instead.
+    Conditional(usize),
+}
+
+/// Where a task that trains networks of its own gets scores of its samples.
+pub enum ScoreSource<'a> {
+    /// No model.
+    None,
+    /// A score model trained alongside by the experiment's objective.
+    Trained {
+        /// The model.
+        model: &'a dyn ScoreModel,
+        /// Its objective.
+        objective: &'a dyn Objective,
+        /// The objective's projection.
+        projection: &'a dyn Projection,
+    },
+    /// An estimator refitted on the task's samples at every step.
+    Fitted(&'a dyn SampleEstimator),
+}
+
+/// Data, batches and evaluation for one experiment. The task's own
+/// parameters (networks it trains, e.g. a VAE's encoder and decoder) are
+/// its [`Module`] parameters; most tasks have none.
+pub trait Task: Module {
     /// Dimension `D` of the points the model scores: the data for density
     /// estimation, the latent codes for an autoencoder.
     fn dim(&self) -> usize;
@@ -106,70 +139,62 @@ pub trait Task {
     /// One line describing the data (shown at the start of a run).
     fn describe(&self) -> String;
 
-    /// A training batch of `batch_size` rows, row-major `batch_size × D`.
-    fn train_batch(&mut self, rng: &mut dyn RngCore, batch_size: usize) -> Vec<f64>;
-
-    /// Metrics of `model` on a held-out split.
-    fn evaluate(&self, dev: &Dev, model: &dyn ScoreModel, split: Split) -> Metrics;
-
     /// The metric (lower is better) that picks the best checkpoint.
     fn selection_metric(&self) -> &'static str;
 
-    /// Parameters the task trains itself (e.g. a VAE's encoder and decoder),
-    /// together with the model's; none by default. Their names must differ
-    /// from the model's (prefix them with the task's name).
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
+    /// How the task uses the experiment's model (default: a model of its points).
+    fn model_use(&self) -> ModelUse {
+        ModelUse::Scores
     }
-    /// Mutable parameters in the same order as [`Task::params`].
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
-    }
-    /// Whether the task uses the experiment's `model` (default true). A task
-    /// that returns false gets no model (the experiment file leaves `model`,
-    /// `objective` and `projection` out).
-    fn uses_model(&self) -> bool {
-        true
-    }
-    /// Number of conditioning columns the task appends to the model's input
-    /// rows (see [`ScoreModel::context_dim`]); 0 by default.
-    fn model_context_dim(&self) -> usize {
-        0
-    }
+
     /// Checks that the experiment's model suits the task (called once the
     /// model is built); the error names the setting to change.
-    fn check_model(&self, _model: &dyn ScoreModel) -> Result<(), crate::error::ConfigError> {
+    fn check_model(&self, _model: &ModelSlot) -> Result<(), crate::error::ConfigError> {
         Ok(())
     }
-    /// The step's loss for a task that trains networks of its own: a `1 × 1`
-    /// matrix on `g` whose gradient reaches the task's and the model's
-    /// parameters. `objective` is the experiment's objective and projection
-    /// when the model is trained (not for a model that
-    /// [`ScoreModel::fits_from_samples`]). `None` (the default): the loop
-    /// uses `objective.loss(model, train_batch(batch_size))`. An `Err` stops
-    /// the run with the step number.
-    fn train_loss(
-        &mut self,
-        _g: &mut Graph,
-        _model: &mut dyn ScoreModel,
-        _objective: Option<(&dyn Objective, &dyn Projection)>,
-        _rng: &mut dyn RngCore,
-        _batch_size: usize,
-    ) -> Option<Result<Mat, String>> {
-        None
-    }
-    /// Scalars of the last [`Task::train_loss`] worth logging under
-    /// `train/` (e.g. reconstruction error, the score network's own loss).
-    fn train_scalars(&self) -> Metrics {
-        Metrics::new()
-    }
-    /// Images and other artifacts of `model` (e.g. sample grids); none by default.
+
+    /// A training batch of `batch_size` rows, row-major `batch_size × D`.
+    fn train_batch(&mut self, rng: &mut dyn RngCore, batch_size: usize) -> Vec<f64>;
+
+    /// Metrics on a held-out split, of `model` when the task scores with one.
+    fn evaluate(&self, dev: &Device, model: Option<&dyn ScoreModel>, split: Split) -> Metrics;
+
+    /// Images and other artifacts (e.g. sample grids); none by default.
     fn artifacts(
         &self,
-        _dev: &Dev,
-        _model: &dyn ScoreModel,
+        _dev: &Device,
+        _model: Option<&dyn ScoreModel>,
         _rng: &mut dyn RngCore,
     ) -> Vec<Artifact> {
         Vec::new()
+    }
+
+    /// The task's own training step, for a task that trains networks of its own.
+    fn as_trainer(&mut self) -> Option<&mut dyn OwnTraining> {
+        None
+    }
+}
+
+/// A task that trains networks of its own, with the experiment's model as an
+/// auxiliary score estimator.
+pub trait OwnTraining {
+    /// The step's loss: a `1 × 1` matrix on `g` whose gradient reaches the
+    /// task's parameters and a trained model's.
+    ///
+    /// # Errors
+    /// What went wrong (a kernel estimator that could not be fitted, a
+    /// non-finite score estimate); the run stops with the step number.
+    fn train_loss(
+        &mut self,
+        g: &mut Graph,
+        scores: ScoreSource<'_>,
+        rng: &mut dyn RngCore,
+        batch_size: usize,
+    ) -> Result<Mat, String>;
+
+    /// Scalars of the last step worth logging under `train/` (e.g.
+    /// reconstruction error, the score network's own loss).
+    fn train_scalars(&self) -> Metrics {
+        Metrics::new()
     }
 }

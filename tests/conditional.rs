@@ -8,7 +8,6 @@ use common::{assert_close, dev, mat, randn};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use slicedscore::autodiff::Graph;
-use slicedscore::device;
 use slicedscore::model::ScoreModel;
 use slicedscore::registry::{Component, ModelConfig};
 
@@ -18,12 +17,14 @@ fn conditional(dim: usize, context: usize) -> Box<dyn ScoreModel> {
     c.config
         .build_conditional(&dev(), dim, context, &mut ChaCha8Rng::seed_from_u64(3))
         .unwrap()
+        .trained()
+        .unwrap()
 }
 
 fn score_host(m: &dyn ScoreModel, x: &[f64], rows: usize) -> Vec<f64> {
     let mut g = Graph::inference(&dev());
     let width = m.dim() + m.context_dim();
-    device::to_host(&m.score(&mut g, &mat(x.to_vec(), rows, width)))
+    (m.score(&mut g, &mat(x.to_vec(), rows, width))).to_host()
 }
 
 #[test]
@@ -45,14 +46,8 @@ fn terms_differentiate_z_only() {
     let vs: Vec<f64> = (0..n)
         .map(|r| (0..d).map(|j| v[r * d + j] * s[r * d + j]).sum())
         .collect();
-    assert_close(&device::to_host(&t.vs), &vs, 1e-10, 1e-8, "vᵀs");
-    assert_close(
-        &device::to_host(&t.score.unwrap()),
-        &s,
-        1e-12,
-        1e-8,
-        "score",
-    );
+    assert_close(&t.vs.to_host(), &vs, 1e-10, 1e-8, "vᵀs");
+    assert_close(&t.score.unwrap().to_host(), &s, 1e-12, 1e-8, "score");
     // vᵀ(∂s/∂z)v by central differences along (v, 0).
     let eps = 1e-5;
     let shifted = |sign: f64| {
@@ -72,7 +67,7 @@ fn terms_differentiate_z_only() {
                 .sum()
         })
         .collect();
-    assert_close(&device::to_host(&t.vhv), &fd, 1e-6, 1e-6, "vᵀ∇s v");
+    assert_close(&t.vhv.to_host(), &fd, 1e-6, 1e-6, "vᵀ∇s v");
 }
 
 #[test]
@@ -101,20 +96,20 @@ fn objectives_train_a_conditional_model() {
     ] {
         let obj = common::objective(spec);
         let proj = common::projection(r#"{"rademacher": ()}"#);
-        let mut g = Graph::tracking(&dev());
+        let params = slicedscore::nn::module::trainable_values(&*m);
+        let refs: Vec<_> = params.iter().collect();
+        let mut g = Graph::tracking(&dev(), &refs);
         let xm = g.constant(x.clone(), n, d + c);
         let mut srng = ChaCha8Rng::seed_from_u64(5);
         let mut ctx = slicedscore::objective::LossContext {
             projection: &*proj,
             rng: &mut srng,
         };
-        let loss = obj.loss(&mut g, &*m, &xm, &mut ctx);
-        let value = device::scalar(&loss);
+        let loss = obj.loss(&mut g, &*m, &xm, &mut ctx).unwrap();
+        let value = loss.scalar();
         assert!(value.is_finite(), "{spec}: loss {value}");
-        let params = m.params();
-        let values: Vec<_> = params.iter().map(|p| &p.value).collect();
-        let grads = g.backward(&loss, &values);
-        let norm: f64 = grads.iter().flat_map(device::to_host).map(|v| v * v).sum();
+        let grads = g.backward(&loss);
+        let norm: f64 = grads.iter().flat_map(|g| g.to_host()).map(|v| v * v).sum();
         assert!(
             norm.is_finite() && norm > 0.0,
             "{spec}: gradient norm {norm}"

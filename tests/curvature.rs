@@ -9,9 +9,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use slicedscore::autodiff::curvature::CurvatureMethod;
 use slicedscore::autodiff::Graph;
-use slicedscore::device;
 use slicedscore::model::ScoreModel;
-use slicedscore::objective::{basis_directions, repeat_rows};
 
 const N: usize = 4;
 const D: usize = 3;
@@ -20,9 +18,8 @@ const D: usize = 3;
 fn exact_diag(m: &dyn ScoreModel, x: &[f64]) -> Vec<f64> {
     let mut g = Graph::inference(&dev());
     let xm = mat(x.to_vec(), N, D);
-    let xr = repeat_rows(&g, &xm, D);
-    let v = basis_directions(&g, N, D);
-    let t = device::to_host(&m.terms(&mut g, &xr, &v, false).vhv);
+    let v = basis_v(N, D);
+    let t = (m.terms(&mut g, &xm, &v, false).vhv).to_host();
     let mut out = vec![0.0; N * D];
     for i in 0..D {
         for r in 0..N {
@@ -37,14 +34,12 @@ fn estimate(
     x: &[f64],
     method: &mut CurvatureMethod<'_>,
 ) -> (Vec<f64>, Vec<f64>) {
-    let mut g = Graph::inference(&dev());
-    let (s, d) = m.curvature(&mut g, &mat(x.to_vec(), N, D), method).unwrap();
-    (device::to_host(&s), device::to_host(&d))
+    curvature_of(m, x, D, method)
 }
 
 fn score(m: &dyn ScoreModel, x: &[f64]) -> Vec<f64> {
     let mut g = Graph::inference(&dev());
-    device::to_host(&m.score(&mut g, &mat(x.to_vec(), N, D)))
+    (m.score(&mut g, &mat(x.to_vec(), N, D))).to_host()
 }
 
 #[test]

@@ -1,40 +1,48 @@
 //! Every derivative the framework computes, checked against central finite
-//! differences in f64: jets of each op and activation, input gradients,
-//! the terms of both model plugins, and ∇θ of every objective.
+//! differences in f64: jets of each op and activation (one and several
+//! directions per row, and trace jets along basis directions), input
+//! gradients, the terms of every model plugin (and their trace along the
+//! basis), ∇θ of every objective, and exact score matching computed in
+//! chunks of directions against one pass.
 
 mod common;
 
 use common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use slicedscore::autodiff::jet::{JetKind, Slopes};
 use slicedscore::autodiff::{Graph, Jet};
-use slicedscore::device;
+use slicedscore::nn::module::trainable_values;
 use slicedscore::nn::{Activation, Mlp};
 
 const N: usize = 3;
 const D: usize = 4;
 
-/// A scalar-per-row function built from jet ops, evaluated as a jet along v.
+/// A scalar-per-row function built from jet ops.
 type JetFn = dyn Fn(&mut Graph, Jet) -> Jet;
 
-fn eval_jet(f: &JetFn, x: &[f64], v: &[f64], order: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+/// Value, first and second derivatives of `f` along `v` (`m` directions per
+/// row when `v` has `m·N` rows).
+fn eval_jet(f: &JetFn, x: &[f64], v: &[f64], kind: JetKind) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut g = Graph::inference(&dev());
-    let j = Jet::seed(mat(x.to_vec(), N, D), Some(mat(v.to_vec(), N, D)), order);
+    let xm = mat(x.to_vec(), N, D);
+    let j = match kind {
+        JetKind::Value => Jet::value(xm),
+        _ => Jet::along(xm, mat(v.to_vec(), v.len() / D, D), kind),
+    };
     let out = f(&mut g, j);
-    let d1 = out.d1_or_zero(&g);
-    let d2 = out.d2_or_zero(&g);
     (
-        device::to_host(&out.value),
-        device::to_host(&d1),
-        device::to_host(&d2),
+        out.value.to_host(),
+        out.d1_or_zero(&g).to_host(),
+        out.d2_or_zero(&g).to_host(),
     )
 }
 
 fn fd_along(f: &JetFn, x: &[f64], v: &[f64], h: f64) -> (Vec<f64>, Vec<f64>) {
     let shift = |t: f64| -> Vec<f64> { x.iter().zip(v).map(|(a, b)| a + t * b).collect() };
-    let (fp, _, _) = eval_jet(f, &shift(h), v, 0);
-    let (fm, _, _) = eval_jet(f, &shift(-h), v, 0);
-    let (f0, _, _) = eval_jet(f, x, v, 0);
+    let (fp, _, _) = eval_jet(f, &shift(h), v, JetKind::Value);
+    let (fm, _, _) = eval_jet(f, &shift(-h), v, JetKind::Value);
+    let (f0, _, _) = eval_jet(f, x, v, JetKind::Value);
     let d1 = fp
         .iter()
         .zip(&fm)
@@ -56,7 +64,7 @@ fn check_jet(name: &str, f: &JetFn, positive_inputs: bool) {
         x.iter_mut().for_each(|a| *a = a.abs() + 0.5);
     }
     let v = randn(&mut rng, N * D);
-    let (val, d1, d2) = eval_jet(f, &x, &v, 2);
+    let (val, d1, d2) = eval_jet(f, &x, &v, JetKind::Second);
     let (fd1, _) = fd_along(f, &x, &v, 1e-6);
     let (_, fd2) = fd_along(f, &x, &v, 1e-4);
     assert!(
@@ -66,18 +74,96 @@ fn check_jet(name: &str, f: &JetFn, positive_inputs: bool) {
     assert_close(&d1, &fd1, 1e-5, 1e-3, &format!("{name} first derivative"));
     assert_close(&d2, &fd2, 1e-5, 1e-2, &format!("{name} second derivative"));
     // Order-1 jets give the same first derivative as order-2 jets.
-    let (_, d1b, _) = eval_jet(f, &x, &v, 1);
+    let (_, d1b, _) = eval_jet(f, &x, &v, JetKind::First);
     assert_close(&d1b, &d1, 1e-12, 1e-12, &format!("{name} order-1 jet"));
+    // Three directions per row through one value stream give, block by
+    // block, what one direction at a time gives.
+    let vs: Vec<Vec<f64>> = (0..3).map(|_| randn(&mut rng, N * D)).collect();
+    let stacked: Vec<f64> = vs.concat();
+    let (val3, d13, d23) = eval_jet(f, &x, &stacked, JetKind::Second);
+    assert_close(
+        &val3,
+        &val,
+        1e-14,
+        1e-14,
+        &format!("{name} value with 3 directions"),
+    );
+    let k = d1.len() / N;
+    for (j, vj) in vs.iter().enumerate() {
+        let (_, a, b) = eval_jet(f, &x, vj, JetKind::Second);
+        assert_close(
+            &d13[j * N * k..(j + 1) * N * k],
+            &a,
+            1e-13,
+            1e-13,
+            &format!("{name} direction {j} first"),
+        );
+        assert_close(
+            &d23[j * N * k..(j + 1) * N * k],
+            &b,
+            1e-13,
+            1e-13,
+            &format!("{name} direction {j} second"),
+        );
+    }
+    // A trace jet along the basis directions carries each direction's first
+    // derivative and the sum of their second derivatives.
+    for (start, count) in [(0, D), (1, 2)] {
+        let mut g = Graph::inference(&dev());
+        let out = f(
+            &mut g,
+            Jet::basis(mat(x.clone(), N, D), start, count, JetKind::Trace),
+        );
+        let t1 = out.d1_or_zero(&g).to_host();
+        let tr = out.d2_or_zero(&g).to_host();
+        let mut want_tr = vec![0.0; N * k];
+        for (j, i) in (start..start + count).enumerate() {
+            let mut e = vec![0.0; N * D];
+            for r in 0..N {
+                e[r * D + i] = 1.0;
+            }
+            let (_, a, b) = eval_jet(f, &x, &e, JetKind::Second);
+            assert_close(
+                &t1[j * N * k..(j + 1) * N * k],
+                &a,
+                1e-13,
+                1e-13,
+                &format!("{name} basis {i} first"),
+            );
+            want_tr.iter_mut().zip(&b).for_each(|(w, b)| *w += b);
+        }
+        assert_close(
+            &tr,
+            &want_tr,
+            1e-12,
+            1e-12,
+            &format!("{name} trace over {start}..{}", start + count),
+        );
+    }
 }
 
 #[test]
 fn jets_of_every_activation_match_finite_differences() {
     for act in Activation::ALL {
-        let f = move |g: &mut Graph, j: Jet| {
-            let d = act.derivs(g, &j.value, 2);
-            j.unary(g, d).sum_cols(g)
-        };
+        let f = move |g: &mut Graph, j: Jet| j.activate(g, act, 0).0.sum_cols(g);
         check_jet(&format!("{act:?}"), &f, false);
+    }
+}
+
+#[test]
+fn the_fused_activation_rule_equals_the_composed_one() {
+    // `activate` (one fused op) against `through` with slopes from the
+    // single-derivative ops.
+    for act in Activation::ALL {
+        let f = move |g: &mut Graph, j: Jet| {
+            let f0 = g.activation(act, &j.value, 0);
+            let slopes = Slopes {
+                f1: Some(g.activation(act, &j.value, 1)),
+                f2: Some(g.activation(act, &j.value, 2)),
+            };
+            j.through(g, f0, &slopes).sum_cols(g)
+        };
+        check_jet(&format!("{act:?} composed"), &f, false);
     }
 }
 
@@ -104,7 +190,19 @@ fn jets_of_exp_ln_square_mul_sum_match_finite_differences() {
         "sqdist",
         &|g: &mut Graph, j: Jet| {
             let c = g.filled(N, D, -0.7);
-            j.add(g, &Jet::constant(c, 2)).square(g).sum_cols(g)
+            j.add_const(g, &c).square(g).sum_cols(g)
+        },
+        false,
+    );
+    // Column selections and placements (NICE's halves) and a product with
+    // a constant row.
+    check_jet(
+        "select/scatter",
+        &|g: &mut Graph, j: Jet| {
+            let idx: std::sync::Arc<[usize]> = vec![3, 1].into();
+            let r = g.constant(vec![0.5, -1.5], 1, 2);
+            let s = j.select_cols(g, &idx).exp(g).mul_row(g, &r);
+            s.scatter_cols(g, &idx, D).add(g, &j).square(g).sum_cols(g)
         },
         false,
     );
@@ -115,7 +213,6 @@ fn jets_of_an_mlp_match_finite_differences() {
     for act in Activation::ALL {
         let mlp = Mlp::new(
             &dev(),
-            "m",
             &[D, 5, 6, 1],
             act,
             &mut ChaCha8Rng::seed_from_u64(3),
@@ -130,7 +227,6 @@ fn mlp_input_gradient_matches_finite_differences() {
     for act in Activation::ALL {
         let mlp = Mlp::new(
             &dev(),
-            "m",
             &[D, 7, 5, 2],
             act,
             &mut ChaCha8Rng::seed_from_u64(4),
@@ -141,14 +237,14 @@ fn mlp_input_gradient_matches_finite_differences() {
         let mut g = Graph::inference(&dev());
         let (_, grad) = mlp.jet_vjp(
             &mut g,
-            Jet::constant(mat(x.clone(), N, D), 0),
+            Jet::value(mat(x.clone(), N, D)),
             Some(&mat(w.clone(), N, 2)),
         );
-        let grad = device::to_host(&grad.unwrap());
+        let grad = grad.unwrap().to_host();
         let h = 1e-6;
         let obj = |x: &[f64]| -> Vec<f64> {
             let mut g = Graph::inference(&dev());
-            let y = device::to_host(&mlp.forward(&mut g, &mat(x.to_vec(), N, D)));
+            let y = (mlp.forward(&mut g, &mat(x.to_vec(), N, D))).to_host();
             (0..N)
                 .map(|r| y[r * 2] * w[r * 2] + y[r * 2 + 1] * w[r * 2 + 1])
                 .collect()
@@ -183,7 +279,7 @@ const MODELS: [&str; 7] = [
 /// Score at points, by the model.
 fn score_of(m: &dyn slicedscore::model::ScoreModel, x: &[f64]) -> Vec<f64> {
     let mut g = Graph::inference(&dev());
-    device::to_host(&m.score(&mut g, &mat(x.to_vec(), N, D)))
+    (m.score(&mut g, &mat(x.to_vec(), N, D))).to_host()
 }
 
 #[test]
@@ -195,9 +291,9 @@ fn model_terms_match_finite_differences() {
         let v = randn(&mut rng, N * D);
         let mut g = Graph::inference(&dev());
         let t = m.terms(&mut g, &mat(x.clone(), N, D), &mat(v.clone(), N, D), true);
-        let vs = device::to_host(&t.vs);
-        let vhv = device::to_host(&t.vhv);
-        let s = device::to_host(&t.score.unwrap());
+        let vs = t.vs.to_host();
+        let vhv = t.vhv.to_host();
+        let s = t.score.unwrap().to_host();
         // The score from `terms` equals `score`.
         assert_close(
             &s,
@@ -221,11 +317,10 @@ fn model_terms_match_finite_differences() {
         assert_close(&vs, &want_vs, 1e-10, 1e-6, &format!("{spec} vᵀs"));
         assert_close(&vhv, &want_vhv, 1e-5, 1e-3, &format!("{spec} vᵀ∇s v"));
         // For energy models the score is the gradient of log p̃.
-        if let Some(lp) = m.log_density(&mut g, &mat(x.clone(), N, D)) {
-            let _ = lp;
+        if let Some(energy) = m.as_energy() {
             let logp = |x: &[f64]| -> Vec<f64> {
                 let mut g = Graph::inference(&dev());
-                device::to_host(&m.log_density(&mut g, &mat(x.to_vec(), N, D)).unwrap())
+                energy.log_density(&mut g, &mat(x.to_vec(), N, D)).to_host()
             };
             let mut fd = vec![0.0; N * D];
             for i in 0..D {
@@ -295,6 +390,73 @@ fn exact_sm_is_trace_plus_half_squared_norm() {
             rel_err(per[r], want, 1e-3) < 1e-5,
             "row {r}: {} vs {want}",
             per[r]
+        );
+    }
+}
+
+#[test]
+fn trace_terms_equal_the_terms_along_each_basis_direction() {
+    for spec in MODELS {
+        let m = model(spec, D, 41);
+        let x = randn(&mut ChaCha8Rng::seed_from_u64(42), N * D);
+        let mut g = Graph::inference(&dev());
+        let xm = mat(x.clone(), N, D);
+        let t = m.terms(&mut g, &xm, &basis_v(N, D), false);
+        let (vs, vhv) = (t.vs.to_host(), t.vhv.to_host());
+        for (start, count) in [(0, D), (1, 2), (3, 1)] {
+            let tt = m.trace_terms(&mut g, &xm, start, count);
+            assert_close(
+                &tt.vs.to_host(),
+                &vs[start * N..(start + count) * N],
+                1e-12,
+                1e-12,
+                &format!("{spec} vs"),
+            );
+            let want: Vec<f64> = (0..N)
+                .map(|r| (start..start + count).map(|i| vhv[i * N + r]).sum())
+                .collect();
+            assert_close(
+                &tt.trace.to_host(),
+                &want,
+                1e-11,
+                1e-11,
+                &format!("{spec} trace"),
+            );
+        }
+    }
+}
+
+#[test]
+fn exact_sm_in_chunks_of_directions_equals_one_pass_in_value_and_gradient() {
+    use slicedscore::objective::{exact_sm_loss_chunked, exact_sm_per_point};
+    for spec in MODELS {
+        let m = model(spec, D, 51);
+        let x = mat(randn(&mut ChaCha8Rng::seed_from_u64(52), N * D), N, D);
+        let run = |chunk: usize| -> (f64, Vec<Vec<f64>>) {
+            let params = trainable_values(&*m);
+            let refs: Vec<_> = params.iter().collect();
+            let mut g = Graph::tracking(&dev(), &refs);
+            let l = exact_sm_loss_chunked(&mut g, &*m, &x, chunk);
+            let v = l.scalar();
+            (v, g.backward(&l).iter().map(|g| g.to_host()).collect())
+        };
+        let (v1, g1) = run(D);
+        for chunk in [1, 3] {
+            let (v, gr) = run(chunk);
+            assert!(
+                rel_err(v, v1, 1e-12) < 1e-12,
+                "{spec}: chunks of {chunk}: {v} vs {v1}"
+            );
+            for (a, b) in gr.iter().zip(&g1) {
+                assert_close(a, b, 1e-10, 1e-10, &format!("{spec} ∇θ, chunks of {chunk}"));
+            }
+        }
+        // The per-point evaluation agrees with the loss.
+        let per = exact_sm_per_point(&dev(), &*m, &x.to_host(), D, 2);
+        let mean = per.iter().sum::<f64>() / N as f64;
+        assert!(
+            rel_err(mean, v1, 1e-12) < 1e-11,
+            "{spec}: per point {mean} vs {v1}"
         );
     }
 }

@@ -12,7 +12,7 @@ use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use slicedscore::autodiff::Graph;
-use slicedscore::device::{self, Dev, Mat};
+use slicedscore::device::{Device, Mat, Precision};
 use slicedscore::error::ConfigError;
 use slicedscore::experiment::Experiment;
 use slicedscore::image_data::idx::{
@@ -20,7 +20,7 @@ use slicedscore::image_data::idx::{
 };
 use slicedscore::image_data::source::{ImageSource, MNIST_FILES};
 use slicedscore::image_data::transform::sigmoid;
-use slicedscore::model::{ModelFamily, ScoreModel, Terms};
+use slicedscore::model::{EnergyModel, FlowModel, ScoreModel, Terms};
 use slicedscore::nn::Param;
 use slicedscore::plugins::tasks::images::{
     grid_shape, sample_grid, ImagesConfig, ImagesTask, SplitSizes, BORDER,
@@ -628,18 +628,18 @@ struct DiagGauss {
 }
 
 impl DiagGauss {
-    fn new(dev: &Dev, dim: usize, mu: f64, seed: u64) -> Self {
+    fn new(dev: &Device, dim: usize, mu: f64, seed: u64) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let sigma = (0..dim).map(|_| rng.gen_range(0.5..3.0)).collect();
         Self {
             dim,
-            mu: Param::filled(dev, "mu", 1, dim, mu),
+            mu: Param::filled(dev, 1, dim, mu),
             sigma,
         }
     }
 
     fn mu(&self) -> Vec<f64> {
-        device::to_host(&self.mu.value)
+        self.mu.value.to_host()
     }
 
     fn inv_var(&self, g: &Graph, n: usize) -> Mat {
@@ -668,34 +668,27 @@ impl DiagGauss {
     }
 }
 
+slicedscore::module!(DiagGauss { mu });
+
 impl ScoreModel for DiagGauss {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::Energy
-    }
-    fn params(&self) -> Vec<&Param> {
-        vec![&self.mu]
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        vec![&mut self.mu]
-    }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
-        let n = device::shape(x).0;
+        let n = x.shape().0;
         let neg = g.neg(x);
         let diff = g.add_row(&neg, &self.mu.value);
         let iv = self.inv_var(g, n);
         g.mul(&diff, &iv)
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
-        let n = device::shape(x).0;
+        let n = x.shape().0;
         let s = self.score(g, x);
-        let vs = g.mul(v, &s);
+        let vs = g.mul_blocks(v, &s);
         let vs = g.sum_cols(&vs);
         let vv = g.square(v);
         let iv = self.inv_var(g, n);
-        let vhv = g.mul(&vv, &iv);
+        let vhv = g.mul_blocks(&vv, &iv);
         let vhv = g.sum_cols(&vhv);
         let vhv = g.neg(&vhv);
         Terms {
@@ -704,8 +697,12 @@ impl ScoreModel for DiagGauss {
             score: want_score.then_some(s),
         }
     }
-    fn log_density(&self, g: &mut Graph, x: &Mat) -> Option<Mat> {
-        let n = device::shape(x).0;
+    slicedscore::capabilities!(energy, flow);
+}
+
+impl EnergyModel for DiagGauss {
+    fn log_density(&self, g: &mut Graph, x: &Mat) -> Mat {
+        let n = x.shape().0;
         let neg_mu = g.neg(&self.mu.value);
         let diff = g.add_row(x, &neg_mu);
         let sq = g.square(&diff);
@@ -714,12 +711,12 @@ impl ScoreModel for DiagGauss {
         let q = g.sum_cols(&q);
         let q = g.scale(&q, -0.5);
         let c: f64 = self.sigma.iter().map(|s| -s.ln() - 0.5 * LN_2PI).sum();
-        Some(g.add_scalar(&q, c))
+        g.add_scalar(&q, c)
     }
-    fn is_normalized(&self) -> bool {
-        true
-    }
-    fn sample(&self, _dev: &Dev, rng: &mut dyn RngCore, n: usize) -> Option<Vec<f64>> {
+}
+
+impl FlowModel for DiagGauss {
+    fn sample(&self, _dev: &Device, rng: &mut dyn RngCore, n: usize) -> Vec<f64> {
         let mu = self.mu();
         let mut out = Vec::with_capacity(n * self.dim);
         for _ in 0..n {
@@ -728,7 +725,7 @@ impl ScoreModel for DiagGauss {
                 out.push(m + s * e);
             }
         }
-        Some(out)
+        out
     }
 }
 
@@ -736,18 +733,11 @@ impl ScoreModel for DiagGauss {
 /// cannot sample.
 struct Unnormalized(DiagGauss);
 
+slicedscore::module!(Unnormalized { 0 as "" });
+
 impl ScoreModel for Unnormalized {
     fn dim(&self) -> usize {
         self.0.dim
-    }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::Energy
-    }
-    fn params(&self) -> Vec<&Param> {
-        self.0.params()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.0.params_mut()
     }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
         self.0.score(g, x)
@@ -755,7 +745,11 @@ impl ScoreModel for Unnormalized {
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, w: bool) -> Terms {
         self.0.terms(g, x, v, w)
     }
-    fn log_density(&self, g: &mut Graph, x: &Mat) -> Option<Mat> {
+    slicedscore::capabilities!(energy);
+}
+
+impl EnergyModel for Unnormalized {
+    fn log_density(&self, g: &mut Graph, x: &Mat) -> Mat {
         self.0.log_density(g, x)
     }
 }
@@ -766,11 +760,11 @@ fn logit(x: f64) -> f64 {
 
 #[test]
 fn log_likelihood_is_the_pixel_space_change_of_variables() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let t = task("source: Digits, sm_eval_points: 37", 0);
     let model = DiagGauss::new(&dev, 64, -2.0, 9);
     for split in [Split::Validation, Split::Test] {
-        let m = t.evaluate(&dev, &model, split);
+        let m = t.evaluate(&dev, Some(&model), split);
         let s = t.split_data(split);
         let n = s.len() as f64;
         // Host: the clamped pixel x = sigmoid(y) ∈ [α, 1 − α]; its density is
@@ -842,21 +836,21 @@ fn log_likelihood_is_the_pixel_space_change_of_variables() {
         / k as f64;
     assert!((integral - 1.0).abs() < 1e-4, "{integral}");
     // An unnormalized model gets only the SM metrics.
-    let m = t.evaluate(&dev, &Unnormalized(model), Split::Test);
+    let m = t.evaluate(&dev, Some(&Unnormalized(model)), Split::Test);
     assert_eq!(m.keys().collect::<Vec<_>>(), ["sm_loss", "sm_loss_stderr"]);
 }
 
 #[test]
 fn eight_bit_bits_per_dim_counts_256_levels_and_no_logit_has_no_jacobian() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let px = [3u8, 200, 128, 1, 254, 64];
     let (_d, t) = constant_task(px, 100, "", 0);
     let model = DiagGauss::new(&dev, 6, 0.0, 1);
-    let m = t.evaluate(&dev, &model, Split::Test);
+    let m = t.evaluate(&dev, Some(&model), Split::Test);
     assert!((m["bits_per_dim_discrete"] - m["bits_per_dim"] - 8.0).abs() < 1e-12);
     let (_d, t) = constant_task(px, 100, ", logit: false", 0);
     let model = DiagGauss::new(&dev, 6, 0.5, 1);
-    let m = t.evaluate(&dev, &model, Split::Test);
+    let m = t.evaluate(&dev, Some(&model), Split::Test);
     assert!(!m.contains_key("log_likelihood_logit"));
     let s = t.split_data(Split::Test);
     let want =
@@ -876,7 +870,7 @@ fn eight_bit_bits_per_dim_counts_256_levels_and_no_logit_has_no_jacobian() {
 
 #[test]
 fn sample_grid_has_the_right_size_and_encodes_as_png() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let model = DiagGauss::new(&dev, 64, 0.0, 2);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let (rgb, w, h) = sample_grid(&model, &dev, &mut rng, 64, 8).expect("the model samples");
@@ -888,9 +882,7 @@ fn sample_grid_has_the_right_size_and_encodes_as_png() {
     let tile: Vec<u8> = (1..9).map(|j| rgb[(w + j) * 3]).collect();
     assert!(tile.iter().any(|&v| v != tile[0]), "{tile:?}");
     // The grey level is sigmoid of the sample: redraw the first sample.
-    let first = model
-        .sample(&dev, &mut ChaCha8Rng::seed_from_u64(0), 1)
-        .unwrap();
+    let first = model.sample(&dev, &mut ChaCha8Rng::seed_from_u64(0), 1);
     assert_eq!(rgb[(w + 1) * 3], (sigmoid(first[0]) * 255.0).round() as u8);
     let png = png_bytes(&rgb, w, h).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
@@ -911,7 +903,7 @@ fn sample_grid_has_the_right_size_and_encodes_as_png() {
     assert!(sample_grid(&model, &dev, &mut rng, 4, 7).is_none());
     // The task's artifact.
     let t = task("source: Digits, samples: 16", 0);
-    let a = t.artifacts(&dev, &model, &mut rng);
+    let a = t.artifacts(&dev, Some(&model), &mut rng);
     assert_eq!(a.len(), 1);
     let Artifact::Image {
         name,
@@ -921,9 +913,9 @@ fn sample_grid_has_the_right_size_and_encodes_as_png() {
     } = &a[0];
     assert_eq!((name.as_str(), *width, *height), ("samples", 37, 37));
     assert_eq!(rgb.len(), 37 * 37 * 3);
-    assert!(t.artifacts(&dev, &u, &mut rng).is_empty());
+    assert!(t.artifacts(&dev, Some(&u), &mut rng).is_empty());
     let t = task("source: Digits, samples: 0", 0);
-    assert!(t.artifacts(&dev, &model, &mut rng).is_empty());
+    assert!(t.artifacts(&dev, Some(&model), &mut rng).is_empty());
 }
 
 #[test]
@@ -946,8 +938,9 @@ fn a_training_run_reports_likelihoods_and_writes_samples_png() {
     let exp = Experiment::parse(text, &path).unwrap();
     let mut built = exp.build().unwrap();
     let before = DiagGauss::new(&built.dev, 64, 0.0, 4);
-    built.model = Box::new(DiagGauss::new(&built.dev, 64, 0.0, 4));
-    let untrained = built.task.evaluate(&built.dev, &before, Split::Test);
+    built.model =
+        slicedscore::model::ModelSlot::Trained(Box::new(DiagGauss::new(&built.dev, 64, 0.0, 4)));
+    let untrained = built.task.evaluate(&built.dev, Some(&before), Split::Test);
     let run = dir.path().join("run");
     let summary = train(
         &exp,

@@ -20,12 +20,13 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use slicedscore::autodiff::Graph;
-use slicedscore::device::{self, Dev};
+use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
 use slicedscore::kernels::{self, Bandwidth};
 use slicedscore::model::ScoreModel;
 use slicedscore::plugins::models::spectral::{Spectral, SpectralConfig};
 use slicedscore::plugins::models::stein::{Stein, SteinConfig};
+use slicedscore::registry::BuiltModel;
 use slicedscore::registry::{Component, ModelConfig};
 
 // ---------------------------------------------------------------- helpers
@@ -274,9 +275,8 @@ fn stein_matches_the_dense_reference() {
     let x = normal(&mut rng, n * d);
     let sigma = ref_median_bandwidth(&x, n, d);
     for eta in [1e-3, 0.1] {
-        let mut est = Stein::new(d, 0, &stein_cfg(eta, Bandwidth::Median));
-        est.fit(&x).unwrap();
-        let bw = est.bandwidth().unwrap();
+        let est = Stein::fit(d, 0, &stein_cfg(eta, Bandwidth::Median), &x).unwrap();
+        let bw = est.bandwidth();
         assert!((bw - sigma).abs() < 1e-14, "bandwidth {bw} vs {sigma}");
         let want = ref_stein(&x, n, d, eta, sigma);
         let err = max_abs_diff(est.fitted_scores(), &want);
@@ -317,10 +317,9 @@ fn spectral_matches_the_dense_reference() {
     let mut q = x.clone();
     q.extend(normal(&mut rng, 3 * d));
     for j in 1..=m {
-        let mut est = Spectral::new(d, 0, &spectral_cfg(Some(j), 0.99));
-        est.fit(&x).unwrap();
+        let est = Spectral::fit(d, 0, &spectral_cfg(Some(j), 0.99), &x).unwrap();
         assert_eq!(est.num_eigenpairs(), j);
-        assert!((est.bandwidth().unwrap() - sigma).abs() < 1e-14);
+        assert!((est.bandwidth() - sigma).abs() < 1e-14);
         let want = ref_spectral(&x, m, d, sigma, j, &q);
         let got = est.scores(&q);
         let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
@@ -341,8 +340,7 @@ fn spectral_matches_the_dense_reference() {
         let want = (1..=m)
             .find(|&j| vals[..j].iter().sum::<f64>() >= ratio * total * (1.0 - 1e-12))
             .unwrap();
-        let mut est = Spectral::new(d, 0, &spectral_cfg(None, ratio));
-        est.fit(&x).unwrap();
+        let est = Spectral::fit(d, 0, &spectral_cfg(None, ratio), &x).unwrap();
         assert_eq!(
             est.num_eigenpairs(),
             want,
@@ -420,13 +418,12 @@ fn errors(target: &Target, mode: Mode, ns: &[usize], seeds: u64) -> Vec<f64> {
                     let held_out = target.sample(&mut rng, 200);
                     match mode {
                         Mode::SpectralHeldOut => {
-                            let mut est = Spectral::new(d, 0, &spectral_cfg(None, 0.99));
-                            est.fit(&x).unwrap();
+                            let est = Spectral::fit(d, 0, &spectral_cfg(None, 0.99), &x).unwrap();
                             mse(&est.scores(&held_out), &target.score(&held_out), d)
                         }
                         Mode::SteinAtSamples | Mode::SteinHeldOut => {
-                            let mut est = Stein::new(d, 0, &stein_cfg(1e-3, Bandwidth::Median));
-                            est.fit(&x).unwrap();
+                            let est =
+                                Stein::fit(d, 0, &stein_cfg(1e-3, Bandwidth::Median), &x).unwrap();
                             if let Mode::SteinAtSamples = mode {
                                 mse(est.fitted_scores(), &target.score(&x), d)
                             } else {
@@ -557,42 +554,37 @@ fn median_heuristic_convention() {
 
 // ----------------------------------------------------------- 4. bad input
 
-/// A fit's name, result and model.
-type Fitted = (String, Result<(), String>, Box<dyn ScoreModel>);
+/// A fit's name and result: the fitted model or the error.
+type Fitted = (String, Result<Box<dyn ScoreModel>, String>);
 
 fn both(x: &[f64], d: usize) -> [Fitted; 2] {
-    let mut st = Stein::new(d, 0, &stein_cfg(1e-3, Bandwidth::Median));
-    let rs = st.fit(x);
-    assert_eq!(rs.is_ok(), st.is_fitted());
-    let mut sp = Spectral::new(d, 0, &spectral_cfg(None, 0.99));
-    let rp = sp.fit(x);
-    assert_eq!(rp.is_ok(), sp.is_fitted());
-    [
-        ("stein".to_string(), rs, Box::new(st)),
-        ("spectral".to_string(), rp, Box::new(sp)),
-    ]
+    let rs = Stein::fit(d, 0, &stein_cfg(1e-3, Bandwidth::Median), x)
+        .map(|m| Box::new(m) as Box<dyn ScoreModel>);
+    let rp = Spectral::fit(d, 0, &spectral_cfg(None, 0.99), x)
+        .map(|m| Box::new(m) as Box<dyn ScoreModel>);
+    [("stein".to_string(), rs), ("spectral".to_string(), rp)]
 }
 
 fn assert_finite_scores(m: &dyn ScoreModel, x: &[f64], what: &str) {
     let d = m.dim();
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let mut g = Graph::inference(&dev);
     let xm = g.constant(x.to_vec(), x.len() / d, d);
-    let s = device::to_host(&m.score(&mut g, &xm));
+    let s = m.score(&mut g, &xm).to_host();
     assert!(s.iter().all(|v| v.is_finite()), "{what}: {s:?}");
 }
 
 #[test]
 fn bad_samples_are_errors_or_finite() {
     // Too few.
-    for (name, r, _) in both(&[0.5, 0.5], 2) {
-        let e = r.unwrap_err();
+    for (name, r) in both(&[0.5, 0.5], 2) {
+        let e = r.err().unwrap();
         assert!(e.contains("at least 2"), "{name}: {e}");
     }
     // Non-finite.
     for bad in [f64::NAN, f64::INFINITY] {
-        for (name, r, _) in both(&[0.0, 1.0, bad, 2.0, 3.0, 4.0], 2) {
-            let e = r.unwrap_err();
+        for (name, r) in both(&[0.0, 1.0, bad, 2.0, 3.0, 4.0], 2) {
+            let e = r.err().unwrap();
             assert!(
                 e.contains("sample 1") && e.contains("non-finite"),
                 "{name}: {e}"
@@ -600,25 +592,24 @@ fn bad_samples_are_errors_or_finite() {
         }
     }
     // Not whole rows.
-    for (name, r, _) in both(&[0.0, 1.0, 2.0], 2) {
+    for (name, r) in both(&[0.0, 1.0, 2.0], 2) {
         assert!(r.is_err(), "{name}");
     }
     // All identical: bandwidth 0 is reported.
-    for (name, r, _) in both(&[1.5, -2.0].repeat(10), 2) {
-        let e = r.unwrap_err();
+    for (name, r) in both(&[1.5, -2.0].repeat(10), 2) {
+        let e = r.err().unwrap();
         assert!(e.contains("same point"), "{name}: {e}");
     }
     // Mostly identical: the median distance is 0, the fallback bandwidth
     // (median of the positive distances) gives finite estimates.
     let mut x = [1.5, -2.0].repeat(7);
     x.extend_from_slice(&[0.0, 0.0, 3.0, 1.0]);
-    for (name, r, m) in both(&x, 2) {
-        r.unwrap_or_else(|e| panic!("{name}: {e}"));
+    for (name, r) in both(&x, 2) {
+        let m = r.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_finite_scores(&*m, &x, &name);
         assert_finite_scores(&*m, &[0.3, 0.1, 1.5, -2.0 + 1e-9], &name);
     }
-    let mut st = Stein::new(2, 0, &stein_cfg(1e-3, Bandwidth::Median));
-    st.fit(&x).unwrap();
+    let st = Stein::fit(2, 0, &stein_cfg(1e-3, Bandwidth::Median), &x).unwrap();
     // distances: 7·6/2 zeros, 7·2 + 1 positive → median of the 15 positive ones.
     let mut pos: Vec<f64> = Vec::new();
     for i in 0..9 {
@@ -631,34 +622,42 @@ fn bad_samples_are_errors_or_finite() {
     }
     pos.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(pos.len(), 15);
-    assert!((st.bandwidth().unwrap() - pos[7]).abs() < 1e-14);
+    assert!((st.bandwidth() - pos[7]).abs() < 1e-14);
 
     // η = 0 with repeated samples: K is singular, Cholesky fails, reported.
-    let mut st0 = Stein::new(2, 0, &stein_cfg(0.0, Bandwidth::Median));
-    let e = st0.fit(&x).unwrap_err();
+    let e = Stein::fit(2, 0, &stein_cfg(0.0, Bandwidth::Median), &x)
+        .err()
+        .unwrap();
     assert!(e.contains("cannot be factored"), "{e}");
-    assert!(!st0.is_fitted());
-    // A failed refit leaves nothing stale behind.
-    st.fit(&[f64::NAN, 0.0, 1.0, 1.0]).unwrap_err();
-    assert!(!st.is_fitted() && st.fitted_scores().is_empty());
     // η = 0 with distinct samples works.
     let mut rng = ChaCha8Rng::seed_from_u64(4);
     let y = normal(&mut rng, 20);
-    st0.fit(&y).unwrap();
+    let st0 = Stein::fit(2, 0, &stein_cfg(0.0, Bandwidth::Median), &y).unwrap();
     assert_finite_scores(&st0, &y, "stein eta 0");
 
     // Far-away queries: kernels underflow to 0, the scores stay finite (0).
-    for (name, r, m) in both(&y, 2) {
-        r.unwrap();
+    for (name, r) in both(&y, 2) {
+        let m = r.unwrap();
         assert_finite_scores(&*m, &[1e3, -1e3, 1e300, 0.0], &name);
     }
 }
 
 #[test]
-#[should_panic(expected = "not fitted")]
-fn scores_of_an_unfitted_estimator_panic_loudly() {
-    let st = Stein::new(2, 0, &stein_cfg(1e-3, Bandwidth::Median));
-    st.scores(&[0.0, 0.0]);
+fn an_estimator_is_fitted_before_it_scores() {
+    // The estimator (what an experiment builds) gives a model only by a fit,
+    // so nothing can ask an unfitted one for scores; a failed fit is an error.
+    let dev = Device::cpu(Precision::F64);
+    let c = parse(r#"{"stein": ()}"#).unwrap();
+    let BuiltModel::Fitted(est) = c
+        .config
+        .build(&dev, 2, &mut ChaCha8Rng::seed_from_u64(0))
+        .unwrap()
+    else {
+        panic!("stein is fitted from samples")
+    };
+    assert!(est.fit(&dev, &[f64::NAN, 0.0, 1.0, 1.0]).is_err());
+    let m = est.fit(&dev, &[0.0, 0.0, 1.0, 0.5, -1.0, 2.0]).unwrap();
+    assert_finite_scores(&*m, &[0.2, 0.1], "stein");
 }
 
 // ----------------------------------------------------- 5. terms vs score
@@ -666,27 +665,23 @@ fn scores_of_an_unfitted_estimator_panic_loudly() {
 fn graph_terms(m: &dyn ScoreModel, x: &[f64], v: &[f64]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let d = m.dim();
     let n = v.len() / d;
-    let dev: Dev = device::new_device(0);
+    let dev: Device = Device::cpu(Precision::F64);
     let mut g = Graph::inference(&dev);
     let xm = g.constant(x.to_vec(), n, x.len() / n);
     let vm = g.constant(v.to_vec(), n, d);
     let t = m.terms(&mut g, &xm, &vm, true);
-    assert_eq!(device::shape(&t.vs), (n, 1));
-    assert_eq!(device::shape(&t.vhv), (n, 1));
-    (
-        device::to_host(&t.vs),
-        device::to_host(&t.vhv),
-        device::to_host(&t.score.unwrap()),
-    )
+    assert_eq!(t.vs.shape(), (n, 1));
+    assert_eq!(t.vhv.shape(), (n, 1));
+    (t.vs.to_host(), t.vhv.to_host(), t.score.unwrap().to_host())
 }
 
 fn graph_score(m: &dyn ScoreModel, x: &[f64], n: usize) -> Vec<f64> {
-    let dev: Dev = device::new_device(0);
+    let dev: Device = Device::cpu(Precision::F64);
     let mut g = Graph::inference(&dev);
     let xm = g.constant(x.to_vec(), n, x.len() / n);
     let s = m.score(&mut g, &xm);
-    assert_eq!(device::shape(&s), (n, m.dim()));
-    device::to_host(&s)
+    assert_eq!(s.shape(), (n, m.dim()));
+    s.to_host()
 }
 
 #[test]
@@ -694,10 +689,8 @@ fn terms_match_the_score_and_its_finite_differences() {
     let (n, d) = (60, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let x = normal(&mut rng, n * d);
-    let mut st = Stein::new(d, 0, &stein_cfg(1e-3, Bandwidth::Median));
-    st.fit(&x).unwrap();
-    let mut sp = Spectral::new(d, 0, &spectral_cfg(None, 0.99));
-    sp.fit(&x).unwrap();
+    let st = Stein::fit(d, 0, &stein_cfg(1e-3, Bandwidth::Median), &x).unwrap();
+    let sp = Spectral::fit(d, 0, &spectral_cfg(None, 0.99), &x).unwrap();
     let models: [(&str, &dyn ScoreModel, f64); 2] = [("stein", &st, 1e-5), ("spectral", &sp, 1e-6)];
     for (name, m, tol) in models {
         // Off-sample queries and the fitted samples themselves.
@@ -759,8 +752,7 @@ fn context_columns_are_ignored() {
     let (n, d) = (30, 2);
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let x = normal(&mut rng, n * d);
-    let mut st = Stein::new(d, 3, &stein_cfg(1e-3, Bandwidth::Median));
-    st.fit(&x).unwrap();
+    let st = Stein::fit(d, 3, &stein_cfg(1e-3, Bandwidth::Median), &x).unwrap();
     assert_eq!(st.context_dim(), 3);
     let rows: Vec<f64> = x
         .chunks(d)
@@ -777,7 +769,7 @@ fn parse(text: &str) -> Result<Component<dyn ModelConfig>, String> {
 
 #[test]
 fn plugins_parse_from_ron_and_reject_bad_settings() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for (text, samples) in [
         (r#"{"stein": ()}"#, 100),
@@ -792,11 +784,11 @@ fn plugins_parse_from_ron_and_reject_bad_settings() {
         ),
     ] {
         let c = parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
-        let m = c.config.build(&dev, 3, &mut rng).unwrap();
+        let BuiltModel::Fitted(m) = c.config.build(&dev, 3, &mut rng).unwrap() else {
+            panic!("{text}: not an estimator fitted from samples")
+        };
         assert_eq!(m.dim(), 3);
-        assert!(m.fits_from_samples());
-        assert_eq!(m.num_parameters(), 0);
-        assert_eq!(m.data_init_points(), samples);
+        assert_eq!(m.samples_wanted(), samples);
     }
     for (text, needle) in [
         (r#"{"stein": (etta: 0.1)}"#, "etta"),
@@ -839,7 +831,7 @@ fn experiment_files_parse_and_build() {
         let built = exp
             .build()
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(built.model.fits_from_samples());
+        assert!(built.model.is_fitted_kind());
     }
     assert!(found >= 2, "experiment files missing");
 }
@@ -855,19 +847,20 @@ fn fit_timing() {
     for d in [8, 32] {
         let x = normal(&mut rng, 100 * d);
         let reps = 200;
-        let mut st = Stein::new(d, 0, &stein_cfg(1e-3, Bandwidth::Median));
         let t = std::time::Instant::now();
         for _ in 0..reps {
-            st.fit(&x).unwrap();
+            let st = Stein::fit(d, 0, &stein_cfg(1e-3, Bandwidth::Median), &x).unwrap();
             std::hint::black_box(st.scores(&x));
         }
         let ts = t.elapsed().as_secs_f64() / reps as f64;
-        let mut sp = Spectral::new(d, 0, &spectral_cfg(None, 0.99));
         let t = std::time::Instant::now();
+        let mut sp = None;
         for _ in 0..reps {
-            sp.fit(&x).unwrap();
-            std::hint::black_box(sp.scores(&x));
+            let fitted = Spectral::fit(d, 0, &spectral_cfg(None, 0.99), &x).unwrap();
+            std::hint::black_box(fitted.scores(&x));
+            sp = Some(fitted);
         }
+        let sp = sp.expect("fitted");
         let tp = t.elapsed().as_secs_f64() / reps as f64;
         let mut k = Vec::new();
         kernels::pairwise_sq_dists_into(&x, 100, d, &mut k);

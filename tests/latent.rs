@@ -11,7 +11,6 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use slicedscore::ais::{AisConfig, LogTarget};
 use slicedscore::autodiff::Graph;
-use slicedscore::device;
 use slicedscore::experiment::Experiment;
 use slicedscore::nn::Activation;
 use slicedscore::plugins::tasks::latent::autoencoder::{gaussian_kl, gaussian_kl_host};
@@ -39,7 +38,7 @@ fn binary(rng: &mut ChaCha8Rng, n: usize) -> Vec<f64> {
 fn decoder_log_joint_gradient_matches_finite_differences() {
     let (latent, d, n) = (3, 7, 4);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let dec = Decoder::new(&dev(), "dec", latent, d, &net(&[6]), &mut rng);
+    let dec = Decoder::new(&dev(), latent, d, &net(&[6]), &mut rng);
     let x = binary(&mut rng, 2 * d);
     let device = dev();
     let target = DecoderTarget::new(&dec, &device, &x, d, latent);
@@ -49,7 +48,7 @@ fn decoder_log_joint_gradient_matches_finite_differences() {
     // log f by hand: Bernoulli log-likelihood of each chain's image plus log N(z; 0, I).
     let mut g = Graph::inference(&dev());
     let zm = g.constant(z.clone(), n, latent);
-    let a = device::to_host(&dec.logits(&mut g, &zm));
+    let a = dec.logits(&mut g, &zm).to_host();
     let by_hand: Vec<f64> = (0..n)
         .map(|r| {
             let img = r / (n / 2);
@@ -98,13 +97,13 @@ fn quadrature_log_marginal(dec: &Decoder, x: &[f64]) -> f64 {
 fn ais_nll_matches_the_exact_marginal_of_a_one_dimensional_latent() {
     let d = 12;
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut dec = Decoder::new(&dev(), "dec", 1, d, &net(&[8]), &mut rng);
+    let mut dec = Decoder::new(&dev(), 1, d, &net(&[8]), &mut rng);
     // Sharpen the decoder so the posterior is narrow (a real test of the annealing).
-    for p in dec.params_mut() {
-        let v: Vec<f64> = device::to_host(&p.value).iter().map(|w| 3.0 * w).collect();
+    slicedscore::nn::module::for_each_param_mut(&mut dec, |_, p| {
+        let v: Vec<f64> = p.value.to_host().iter().map(|w| 3.0 * w).collect();
         let (r, c) = p.shape();
-        p.value = device::to_mat(&dev(), v, r, c);
-    }
+        p.value = dev().mat(&v, r, c);
+    });
     let x = binary(&mut rng, 3 * d);
     let exact: Vec<f64> = x
         .chunks(d)
@@ -140,10 +139,10 @@ fn encoders_draw_codes_per_image() {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     let x = binary(&mut rng, n * d);
     let codes = |kind: EncoderKind, rng: &mut ChaCha8Rng| {
-        let enc = Encoder::new(&dev(), "enc", d, latent, &kind, &net(&[8]), rng);
+        let enc = Encoder::new(&dev(), d, latent, &kind, &net(&[8]), rng);
         let mut g = Graph::inference(&dev());
         let c = enc.sample(&mut g, &x, n, k, rng);
-        (device::to_host(&c.z), c.gaussian.is_some())
+        (c.z.to_host(), c.gaussian.is_some())
     };
     let (z, gaussian) = codes(EncoderKind::Implicit { noise_dim: Some(0) }, &mut rng);
     assert!(!gaussian && z.len() == n * k * latent);
@@ -174,7 +173,7 @@ fn gaussian_kl_on_the_graph_matches_the_formula() {
     let (mu, ls) = (randn(&mut rng, 6), randn(&mut rng, 6));
     let mut g = Graph::inference(&dev());
     let (m, l) = (g.constant(mu.clone(), 2, 3), g.constant(ls.clone(), 2, 3));
-    let kl = device::to_host(&gaussian_kl(&mut g, &m, &l));
+    let kl = gaussian_kl(&mut g, &m, &l).to_host();
     let expect = gaussian_kl_host(&mu, &ls);
     assert!((kl.iter().sum::<f64>() - expect).abs() < 1e-12);
     assert!(gaussian_kl_host(&[0.0; 3], &[0.0; 3]).abs() < 1e-15);

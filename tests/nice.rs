@@ -14,10 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use slicedscore::autodiff::curvature::CurvatureMethod;
 use slicedscore::autodiff::Graph;
-use slicedscore::device;
 use slicedscore::experiment::Experiment;
 use slicedscore::model::ScoreModel;
-use slicedscore::objective::{basis_directions, repeat_rows};
 use slicedscore::plugins::models::nice::{Nice, NiceConfig, NicePrior};
 use slicedscore::run_loader::{load_model, Which};
 use slicedscore::targets::TargetSpec;
@@ -36,10 +34,10 @@ const CASES: [(&str, usize); 2] = [(SMALL, 6), (ODD, 5)];
 /// Sets the scaling `s` to random values (it starts at 0) so its factors are
 /// exercised.
 fn randomize_scale(m: &mut dyn ScoreModel, rng: &mut impl Rng) {
-    let p = m.params_mut().pop().expect("scale is the last parameter");
-    assert_eq!(p.name, "scale");
-    let (r, c) = p.shape();
-    p.value = mat(randn(rng, r * c).iter().map(|a| 0.3 * a).collect(), r, c);
+    assert_eq!(param_names(m).last().map(String::as_str), Some("scale"));
+    let (_, r, c) = param_by_name(m, "scale");
+    let v: Vec<f64> = randn(rng, r * c).iter().map(|a| 0.3 * a).collect();
+    set_param_named(m, "scale", &v, r, c);
 }
 
 fn nice_model(spec: &str, dim: usize, seed: u64) -> Box<dyn ScoreModel> {
@@ -49,15 +47,19 @@ fn nice_model(spec: &str, dim: usize, seed: u64) -> Box<dyn ScoreModel> {
 }
 
 fn log_density(m: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
-    let mut g = Graph::inference(&dev());
+    let dev = dev_of(m);
+    let mut g = Graph::inference(&dev);
     let n = x.len() / dim;
-    device::to_host(&m.log_density(&mut g, &mat(x.to_vec(), n, dim)).unwrap())
+    m.as_energy()
+        .unwrap()
+        .log_density(&mut g, &dev.mat(x, n, dim))
+        .to_host()
 }
 
 fn score(m: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
     let mut g = Graph::inference(&dev());
     let n = x.len() / dim;
-    device::to_host(&m.score(&mut g, &mat(x.to_vec(), n, dim)))
+    (m.score(&mut g, &mat(x.to_vec(), n, dim))).to_host()
 }
 
 // ---------------------------------------------------------------------------
@@ -68,24 +70,14 @@ fn softplus(a: f64) -> f64 {
 }
 
 fn param(m: &dyn ScoreModel, name: &str) -> (Vec<f64>, usize, usize) {
-    let p = m
-        .params()
-        .into_iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("no parameter {name}"));
-    let (r, c) = p.shape();
-    (device::to_host(&p.value), r, c)
+    param_by_name(m, name)
 }
 
 /// The coupling MLP `i` on one input row.
 fn host_mlp(m: &dyn ScoreModel, i: usize, tanh: bool, z: &[f64]) -> Vec<f64> {
     let mut a = z.to_vec();
     let mut j = 0;
-    while m
-        .params()
-        .iter()
-        .any(|p| p.name == format!("couplings.{i}.layers.{j}.weight"))
-    {
+    while has_param(m, &format!("couplings.{i}.layers.{j}.weight")) {
         let (w, r, c) = param(m, &format!("couplings.{i}.layers.{j}.weight"));
         let (b, _, _) = param(m, &format!("couplings.{i}.layers.{j}.bias"));
         assert_eq!(r, a.len());
@@ -96,10 +88,7 @@ fn host_mlp(m: &dyn ScoreModel, i: usize, tanh: bool, z: &[f64]) -> Vec<f64> {
             }
         }
         j += 1;
-        let last = !m
-            .params()
-            .iter()
-            .any(|p| p.name == format!("couplings.{i}.layers.{j}.weight"));
+        let last = !has_param(m, &format!("couplings.{i}.layers.{j}.weight"));
         if !last {
             out.iter_mut().for_each(|v| {
                 *v = if tanh { v.tanh() } else { softplus(*v) };
@@ -112,11 +101,7 @@ fn host_mlp(m: &dyn ScoreModel, i: usize, tanh: bool, z: &[f64]) -> Vec<f64> {
 
 fn couplings_of(m: &dyn ScoreModel) -> usize {
     (0..)
-        .take_while(|i| {
-            m.params()
-                .iter()
-                .any(|p| p.name == format!("couplings.{i}.layers.0.weight"))
-        })
+        .take_while(|i| has_param(m, &format!("couplings.{i}.layers.0.weight")))
         .count()
 }
 
@@ -154,7 +139,7 @@ fn host_log_density(m: &dyn ScoreModel, tanh: bool, prior: NicePrior, x: &[f64])
 #[test]
 fn parameters_follow_the_module_tree_and_the_scale_starts_at_zero() {
     let m = model(SMALL, D, 1);
-    let names: Vec<String> = m.params().iter().map(|p| p.name.clone()).collect();
+    let names: Vec<String> = param_names(&*m);
     let mut want = Vec::new();
     for i in 0..2 {
         for j in 0..3 {
@@ -165,8 +150,8 @@ fn parameters_follow_the_module_tree_and_the_scale_starts_at_zero() {
     want.push("scale".into());
     assert_eq!(names, want);
     assert_eq!(param(&*m, "scale").0, vec![0.0; D]);
-    assert!(m.is_normalized());
-    assert!(m.supports_curvature());
+    assert!(m.as_flow().is_some());
+    assert!(m.as_curvature().is_some());
     // D = 5: coupling 0 reads the 3 even coordinates and writes the 2 odd ones.
     let m = model(ODD, 5, 1);
     assert_eq!(param(&*m, "couplings.0.layers.0.weight").1, 3);
@@ -204,7 +189,7 @@ fn log_density_integrates_to_one_in_2d() {
         r#"{"nice": (couplings: 2, hidden_layers: 1, hidden_units: 6, activation: Swish, prior: Gaussian)}"#,
     ] {
         let mut m = model(spec, 2, 4);
-        m.params_mut().pop().unwrap().value = mat(vec![0.3, -0.2], 1, 2);
+        set_param_named(&mut *m, "scale", &[0.3, -0.2], 1, 2);
         // Riemann sum on [−L, L]² (the integrand is smooth and its tails are
         // below e^{−20} at the border for these small random maps).
         let (l, k) = (30.0_f64, 1500);
@@ -252,12 +237,15 @@ fn sample_inverts_the_forward_map() {
         randomize_scale(&mut nice, &mut ChaCha8Rng::seed_from_u64(6));
         let n = 50;
         let prior = nice.draw_prior(&mut ChaCha8Rng::seed_from_u64(7), n);
-        let x = nice
-            .sample(&dev(), &mut ChaCha8Rng::seed_from_u64(7), n)
-            .expect("NICE samples");
+        let x = slicedscore::model::FlowModel::sample(
+            &nice,
+            &dev(),
+            &mut ChaCha8Rng::seed_from_u64(7),
+            n,
+        );
         assert_eq!(x.len(), n * dim);
         let mut g = Graph::inference(&dev());
-        let h = device::to_host(&nice.forward(&mut g, &mat(x.clone(), n, dim)));
+        let h = (nice.forward(&mut g, &mat(x.clone(), n, dim))).to_host();
         assert_close(&h, &prior, 1e-10, 1.0, &format!("{text}: h(sample)"));
         let host: Vec<f64> = x
             .chunks(dim)
@@ -290,9 +278,9 @@ fn terms_and_score_match_finite_differences_of_log_p() {
             &mat(v.clone(), N, dim),
             true,
         );
-        let vs = device::to_host(&t.vs);
-        let vhv = device::to_host(&t.vhv);
-        let s = device::to_host(&t.score.unwrap());
+        let vs = t.vs.to_host();
+        let vhv = t.vhv.to_host();
+        let s = t.score.unwrap().to_host();
         assert_close(
             &s,
             &score(&*m, &x, dim),
@@ -307,7 +295,7 @@ fn terms_and_score_match_finite_differences_of_log_p() {
             false,
         );
         assert!(without.score.is_none());
-        assert_close(&device::to_host(&without.vhv), &vhv, 1e-14, 1e-14, "vhv");
+        assert_close(&without.vhv.to_host(), &vhv, 1e-14, 1e-14, "vhv");
         let along = |t: f64| -> Vec<f64> {
             let p: Vec<f64> = x.iter().zip(&v).map(|(a, b)| a + t * b).collect();
             log_density(&*m, &p, dim)
@@ -365,7 +353,7 @@ fn parameter_gradients_of_every_objective_match_finite_differences() {
         for ospec in OBJECTIVES {
             let mut m = nice_model(mspec, dim, 21);
             let obj = objective(ospec);
-            obj.check_model(&*m).unwrap();
+            assert!(obj.needs().unmet_by(&*m).is_none());
             let mut rng = ChaCha8Rng::seed_from_u64(22);
             let x = mat(randn(&mut rng, N * dim), N, dim);
             let label = format!("{mspec} {ospec}");
@@ -384,9 +372,8 @@ fn exact_diag(m: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
     let n = x.len() / dim;
     let mut g = Graph::inference(&dev());
     let xm = mat(x.to_vec(), n, dim);
-    let xr = repeat_rows(&g, &xm, dim);
-    let v = basis_directions(&g, n, dim);
-    let t = device::to_host(&m.terms(&mut g, &xr, &v, false).vhv);
+    let v = basis_v(n, dim);
+    let t = (m.terms(&mut g, &xm, &v, false).vhv).to_host();
     let mut out = vec![0.0; n * dim];
     for i in 0..dim {
         for r in 0..n {
@@ -402,12 +389,7 @@ fn curvature(
     dim: usize,
     method: &mut CurvatureMethod<'_>,
 ) -> (Vec<f64>, Vec<f64>) {
-    let n = x.len() / dim;
-    let mut g = Graph::inference(&dev());
-    let (s, d) = m
-        .curvature(&mut g, &mat(x.to_vec(), n, dim), method)
-        .unwrap();
-    (device::to_host(&s), device::to_host(&d))
+    curvature_of(m, x, dim, method)
 }
 
 #[test]
@@ -638,10 +620,10 @@ fn maximum_likelihood_training_learns_a_2d_target() {
         .iter()
         .sum::<f64>()
         / 2000.0;
-    let ll_before = mean_log_likelihood(&*built.model, &held_out);
+    let ll_before = mean_log_likelihood(built.model.scorer().unwrap(), &held_out);
     let fisher_before = built
         .task
-        .evaluate(&built.dev, &*built.model, Split::Validation)["fisher_divergence"];
+        .evaluate(&built.dev, built.model.scorer(), Split::Validation)["fisher_divergence"];
     let dir = tmp.path().join("run");
     let opts = RunOptions {
         run_dir: Some(dir.clone()),
@@ -675,10 +657,11 @@ fn maximum_likelihood_training_learns_a_2d_target() {
     );
     // Samples of the trained flow look like the target: their mean log
     // target-density is near the target's own.
-    let s = trained
-        .model
-        .sample(&trained.dev, &mut ChaCha8Rng::seed_from_u64(3), 2000)
-        .unwrap();
+    let s = trained.model.as_flow().unwrap().sample(
+        &trained.dev,
+        &mut ChaCha8Rng::seed_from_u64(3),
+        2000,
+    );
     let sample_ll = slicedscore::targets::log_densities(&*t, &s)
         .iter()
         .sum::<f64>()

@@ -11,7 +11,6 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 use slicedscore::autodiff::Graph;
-use slicedscore::device;
 use slicedscore::error::ConfigError;
 use slicedscore::objective::exact_sm_loss;
 use slicedscore::projection::Projection;
@@ -98,7 +97,7 @@ fn mc(objective_spec: &str, proj: &str, model_spec: &str, reps: u64) -> (f64, f6
     let x = mat(randn(&mut ChaCha8Rng::seed_from_u64(4), n * d), n, d);
     let exact = {
         let mut g = Graph::inference(&dev());
-        device::scalar(&exact_sm_loss(&mut g, &*m, &x))
+        exact_sm_loss(&mut g, &*m, &x).scalar()
     };
     let obj = objective(objective_spec);
     let p = projection(&format!("{{\"{proj}\": ()}}"));

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use slicedscore::device;
+use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
+use slicedscore::nn::module::num_trainable;
+use slicedscore::registry::BuiltModel;
 use slicedscore::registry::{
     names, Component, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
@@ -53,7 +55,7 @@ fn parse<C: ?Sized + ComponentKind>(name: &str, example: &str) -> Component<C> {
 
 #[test]
 fn every_plugin_example_parses_and_builds() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     for p in <dyn TaskConfig>::plugins() {
         let c = parse::<dyn TaskConfig>(p.name, p.example);
@@ -61,13 +63,13 @@ fn every_plugin_example_parses_and_builds() {
     }
     for p in <dyn ModelConfig>::plugins() {
         let c = parse::<dyn ModelConfig>(p.name, p.example);
-        let m = c.config.build(&dev, 3, &mut rng).unwrap();
-        assert_eq!(m.dim(), 3);
-        assert!(
-            m.num_parameters() > 0 || m.fits_from_samples(),
-            "{}",
-            p.name
-        );
+        match c.config.build(&dev, 3, &mut rng).unwrap() {
+            BuiltModel::Trained(m) => {
+                assert_eq!(m.dim(), 3);
+                assert!(num_trainable(&*m) > 0, "{}", p.name);
+            }
+            BuiltModel::Fitted(e) => assert_eq!(e.dim(), 3, "{}", p.name),
+        }
     }
     for p in <dyn ObjectiveConfig>::plugins() {
         parse::<dyn ObjectiveConfig>(p.name, p.example)
@@ -205,7 +207,9 @@ fn val_metrics(seed: u64, data_seed: Option<u64>) -> slicedscore::task::Metrics 
     )
     .unwrap();
     let model = reference.build_model(&built.dev, built.task.dim()).unwrap();
-    built.task.evaluate(&built.dev, &*model, Split::Validation)
+    built
+        .task
+        .evaluate(&built.dev, model.scorer(), Split::Validation)
 }
 
 #[test]

@@ -11,11 +11,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use slicedscore::autodiff::Graph;
-use slicedscore::device::{self, Mat};
+use slicedscore::device::{Device, Mat, Precision};
 use slicedscore::error::ConfigError;
 use slicedscore::experiment::Experiment;
-use slicedscore::model::{GaussianProposal, ModelFamily, ScoreModel, Terms};
-use slicedscore::nn::Param;
+use slicedscore::model::{EnergyModel, GaussianProposal, ScoreModel, Terms};
 use slicedscore::plugins::tasks::tabular::likelihood;
 use slicedscore::plugins::tasks::tabular::preprocess::{median_gap, Whitening};
 use slicedscore::plugins::tasks::tabular::{Tabular, TabularConfig, TabularData};
@@ -672,7 +671,7 @@ fn tabular_is_registered_and_its_example_builds() {
     let task = c
         .config
         .build(
-            &slicedscore::device::new_device(0),
+            &slicedscore::device::Device::cpu(slicedscore::device::Precision::F64),
             &mut ChaCha8Rng::seed_from_u64(0),
         )
         .unwrap();
@@ -702,25 +701,18 @@ struct GaussEnergy {
     proposal: GaussianProposal,
 }
 
+slicedscore::module!(GaussEnergy {});
+
 impl ScoreModel for GaussEnergy {
     fn dim(&self) -> usize {
         self.dim
-    }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::Energy
-    }
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
     }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
         g.neg(x)
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
         let s = g.neg(x);
-        let vs_all = g.mul(v, &s);
+        let vs_all = g.mul_blocks(v, &s);
         let vs = g.sum_cols(&vs_all);
         let vv = g.square(v);
         let vv = g.sum_cols(&vv);
@@ -731,11 +723,15 @@ impl ScoreModel for GaussEnergy {
             score: want_score.then_some(s),
         }
     }
-    fn log_density(&self, g: &mut Graph, x: &Mat) -> Option<Mat> {
+    slicedscore::capabilities!(energy);
+}
+
+impl EnergyModel for GaussEnergy {
+    fn log_density(&self, g: &mut Graph, x: &Mat) -> Mat {
         let sq = g.square(x);
         let s = g.sum_cols(&sq);
         let h = g.scale(&s, -0.5);
-        Some(g.add_scalar(&h, self.c))
+        g.add_scalar(&h, self.c)
     }
     fn importance_proposal(&self) -> Option<GaussianProposal> {
         Some(self.proposal.clone())
@@ -764,7 +760,7 @@ fn exact_log_likelihood(x: &[f64], dim: usize) -> f64 {
 
 #[test]
 fn importance_sampling_matches_the_exact_log_likelihood() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let dim = 5;
     let model = gauss_model(dim, 0.0, 1.5);
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -806,7 +802,7 @@ fn importance_sampling_matches_the_exact_log_likelihood() {
 
 #[test]
 fn the_task_reports_the_likelihood_metrics_reproducibly() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let prepared = ok(
         "source: Synthetic(target: Gaussian(dim: 4), rows: 3000), noise_std: 0.0",
         0,
@@ -814,7 +810,7 @@ fn the_task_reports_the_likelihood_metrics_reproducibly() {
     let test = prepared.data.test.clone();
     let task = Tabular::new(prepared, 20_000, 5);
     let model = gauss_model(4, 0.3, 1.4);
-    let m = task.evaluate(&dev, &model, Split::Test);
+    let m = task.evaluate(&dev, Some(&model), Split::Test);
     for k in [
         "sm_loss",
         "sm_loss_stderr",
@@ -844,7 +840,7 @@ fn the_task_reports_the_likelihood_metrics_reproducibly() {
         / (test.len() / 4) as f64;
     assert!((m["sm_loss"] - sm).abs() < 1e-9, "{} vs {sm}", m["sm_loss"]);
     // Same split → same proposal draws; the other split uses other draws.
-    assert_eq!(task.evaluate(&dev, &model, Split::Test), m);
+    assert_eq!(task.evaluate(&dev, Some(&model), Split::Test), m);
     assert_ne!(
         task.importance_seed(Split::Test),
         task.importance_seed(Split::Validation)
@@ -855,7 +851,7 @@ fn the_task_reports_the_likelihood_metrics_reproducibly() {
         0,
         5,
     );
-    let m = off.evaluate(&dev, &model, Split::Test);
+    let m = off.evaluate(&dev, Some(&model), Split::Test);
     assert!(!m.contains_key("log_likelihood"), "{m:?}");
 }
 
@@ -875,7 +871,7 @@ impl Write for Captured {
 
 #[test]
 fn a_poor_proposal_gives_a_small_ess_and_a_warning() {
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let task = Tabular::new(
         ok("source: Synthetic(target: Gaussian(dim: 4), rows: 1000)", 0),
         5000,
@@ -889,7 +885,7 @@ fn a_poor_proposal_gives_a_small_ess_and_a_warning() {
         .finish();
     let bad = gauss_model(4, 3.0, 0.4);
     let m = tracing::subscriber::with_default(subscriber, || {
-        task.evaluate(&dev, &bad, Split::Validation)
+        task.evaluate(&dev, Some(&bad), Split::Validation)
     });
     let ess = m["importance_ess"];
     assert!(ess < 50.0, "ess {ess}");

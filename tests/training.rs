@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 
 use common::{num, read_json, write_file, ExpSpec};
 use serde_json::Value;
-use slicedscore::device;
+use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
 use slicedscore::logging::event_reader::{find_event_files, read_scalars, ScalarEvent};
+use slicedscore::nn::module::named_params;
 use slicedscore::run_loader::{load_model, LoadError, Which};
 use slicedscore::task::Split;
 use slicedscore::train::checkpoint::{self, Checkpoint};
@@ -261,21 +262,20 @@ fn same_seed_same_numbers_other_seed_other_numbers() {
             Checkpoint::read(&a.join(file)).unwrap(),
             Checkpoint::read(&b.join(file)).unwrap(),
         );
-        let (da, db) = (device::new_device(0), device::new_device(0));
+        let (da, db) = (Device::cpu(Precision::F64), Device::cpu(Precision::F64));
         let ea = parse_exp(
             &std::fs::read_to_string(a.join(EXPERIMENT_COPY)).unwrap(),
             &a,
         );
         let mut ma = ea.build_model(&da, 2).unwrap();
         let mut mb = ea.build_model(&db, 2).unwrap();
-        ca.load_params(&da, ma.params_mut()).unwrap();
-        cb.load_params(&db, mb.params_mut()).unwrap();
-        for (pa, pb) in ma.params().iter().zip(mb.params()) {
-            let (ha, hb) = (device::to_host(&pa.value), device::to_host(&pb.value));
+        ca.load_params(&da, &mut ma).unwrap();
+        cb.load_params(&db, &mut mb).unwrap();
+        for ((name, pa), (_, pb)) in named_params(&ma).iter().zip(named_params(&mb)) {
+            let (ha, hb) = (pa.value.to_host(), pb.value.to_host());
             assert!(
                 ha.iter().zip(&hb).all(|(x, y)| x.to_bits() == y.to_bits()),
-                "{file}: parameter {} differs between identical runs",
-                pa.name
+                "{file}: parameter {name} differs between identical runs",
             );
         }
     }
@@ -382,7 +382,7 @@ fn every_objective_and_model_learns() {
             // The untrained model (the run starts from exactly this one).
             let before = built
                 .task
-                .evaluate(&built.dev, &*built.model, Split::Validation)
+                .evaluate(&built.dev, built.model.scorer(), Split::Validation)
                 ["relative_fisher_divergence"];
             let dir = tmp.path().join(format!("run{}", report.len()));
             let summary = train(&exp, &text, built, &opts(&dir))
@@ -451,13 +451,13 @@ fn divergence_stops_with_the_step_and_keeps_a_good_checkpoint() {
         "checkpoint from step {saved_at}, failure at {step}"
     );
     let exp = parse_exp(&spec.ron(), &dir);
-    let dev = device::new_device(0);
+    let dev = Device::cpu(Precision::F64);
     let mut model = exp.build_model(&dev, 2).unwrap();
-    ckpt.load_params(&dev, model.params_mut())
+    ckpt.load_params(&dev, &mut model)
         .unwrap_or_else(|e| panic!("{e}"));
-    for p in model.params() {
-        let v = device::to_host(&p.value);
-        assert!(v.iter().all(|x| x.is_finite()), "{} is not finite", p.name);
+    for (name, p) in named_params(&model) {
+        let v = p.value.to_host();
+        assert!(v.iter().all(|x| x.is_finite()), "{name} is not finite");
     }
     let loaded = load_model(&dir, Which::Last).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(loaded.step as u64, saved_at);
@@ -496,8 +496,10 @@ fn checkpoints_reload_the_trained_model() {
     let built = exp.build().unwrap();
     let val = built
         .task
-        .evaluate(&best.dev, &*best.model, Split::Validation);
-    let test = built.task.evaluate(&best.dev, &*best.model, Split::Test);
+        .evaluate(&best.dev, Some(&*best.model), Split::Validation);
+    let test = built
+        .task
+        .evaluate(&best.dev, Some(&*best.model), Split::Test);
     for (k, v) in &val {
         assert_eq!(v.to_bits(), summary.best[k].to_bits(), "val/{k}: {v}");
         assert_json_f64(&m["best"]["metrics"][format!("val/{k}")], *v, k);
@@ -508,7 +510,7 @@ fn checkpoints_reload_the_trained_model() {
     // Likewise the last model and the last evaluation.
     let val_last = built
         .task
-        .evaluate(&last.dev, &*last.model, Split::Validation);
+        .evaluate(&last.dev, Some(&*last.model), Split::Validation);
     for (k, v) in &val_last {
         assert_json_f64(&m["last_eval"]["metrics"][format!("val/{k}")], *v, k);
     }
@@ -537,13 +539,7 @@ fn checkpoints_reload_the_trained_model() {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    checkpoint::save(
-        &dir.join(BEST_CHECKPOINT),
-        &other.params(),
-        None,
-        meta.clone(),
-    )
-    .unwrap();
+    checkpoint::save(&dir.join(BEST_CHECKPOINT), &*other, None, meta.clone()).unwrap();
     let err = match load_model(&dir, Which::Best) {
         Ok(_) => panic!("a checkpoint with hidden width 8 loaded into a width-16 model"),
         Err(e) => e,
@@ -559,7 +555,7 @@ fn checkpoints_reload_the_trained_model() {
     // One of another model (parameters named `energy_net.…`) names the
     // missing parameter.
     let energy = common::model(r#"{"mlp_energy": (hidden: [16])}"#, 2, 0);
-    checkpoint::save(&dir.join(BEST_CHECKPOINT), &energy.params(), None, meta).unwrap();
+    checkpoint::save(&dir.join(BEST_CHECKPOINT), &*energy, None, meta).unwrap();
     let msg = match load_model(&dir, Which::Best) {
         Ok(_) => panic!("an mlp_energy checkpoint loaded into mlp_score"),
         Err(e) => e.to_string(),

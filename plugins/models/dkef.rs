@@ -19,18 +19,22 @@
 //! score and the curvature estimates are written backward by hand with the
 //! core's graph ops (`∇_φ` of the kernel sum is `Σ_l b_l (φ − φ(z_l))`).
 
+use std::sync::Arc;
+
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::curvature::{Curvature, CurvatureMethod};
-use crate::autodiff::jet::Jet;
+use crate::autodiff::jet::{Jet, JetKind};
 use crate::autodiff::Graph;
-use crate::device::{self, Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::error::{require_at_least, require_positive, ConfigError};
-use crate::model::{GaussianProposal, ModelFamily, ScoreModel, Terms};
+use crate::model::{
+    CurvatureModel, DataInit, EnergyModel, GaussianProposal, ScoreModel, Terms, TraceTerms,
+};
 use crate::nn::{Activation, Mlp, MlpCache, Param};
-use crate::registry::ModelConfig;
+use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_features() -> usize {
     30
@@ -52,7 +56,7 @@ fn default_true() -> bool {
 }
 
 /// Settings of `dkef`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DkefConfig {
     /// Width of every feature layer (default 30).
@@ -87,7 +91,19 @@ pub struct Dkef {
     log10_bandwidth: Param,
     kernel_logits: Param,
     log_base_std: Param,
+    /// `[k]` for each kernel `k` (column selections of the kernel rows).
+    kernel_cols: Vec<Arc<[usize]>>,
 }
+
+crate::module!(Dkef {
+    phi as "features",
+    skip as "features.skip.weight",
+    inducing as "inducing_points",
+    alpha,
+    log10_bandwidth,
+    kernel_logits as "kernel_weight_logits",
+    log_base_std,
+});
 
 /// What the kernel part of a forward pass leaves for the backward passes.
 struct Forward {
@@ -107,20 +123,13 @@ struct Forward {
 }
 
 impl Dkef {
-    fn new(dev: &Dev, dim: usize, cfg: &DkefConfig, rng: &mut ChaCha8Rng) -> Self {
+    fn new(dev: &Device, dim: usize, cfg: &DkefConfig, rng: &mut ChaCha8Rng) -> Self {
         let mut widths = vec![dim];
         widths.extend(std::iter::repeat_n(cfg.features, cfg.layers));
-        let phi = Mlp::new(dev, "features", &widths, cfg.activation, rng).with_activated_output();
-        let skip = cfg.skip.then(|| {
-            Param::uniform(
-                dev,
-                "features.skip.weight",
-                dim,
-                cfg.features,
-                1.0 / (dim as f64).sqrt(),
-                rng,
-            )
-        });
+        let phi = Mlp::new(dev, &widths, cfg.activation, rng).with_activated_output();
+        let skip = cfg
+            .skip
+            .then(|| Param::uniform(dev, dim, cfg.features, 1.0 / (dim as f64).sqrt(), rng));
         let z: Vec<f64> = (0..cfg.inducing_points * dim)
             .map(|_| StandardNormal.sample(&mut *rng))
             .collect();
@@ -128,17 +137,12 @@ impl Dkef {
         Self {
             phi,
             skip,
-            inducing: Param {
-                name: "inducing_points".into(),
-                value: device::to_mat(dev, z, cfg.inducing_points, dim),
-            },
-            alpha: Param::uniform(dev, "alpha", cfg.inducing_points, 1, 0.1, rng),
-            log10_bandwidth: Param {
-                name: "log10_bandwidth".into(),
-                value: device::to_mat(dev, cfg.log10_bandwidths.clone(), 1, k),
-            },
-            kernel_logits: Param::filled(dev, "kernel_weight_logits", 1, k, 0.0),
-            log_base_std: Param::filled(dev, "log_base_std", 1, 1, cfg.base_std.ln()),
+            inducing: Param::from_host(dev, &z, cfg.inducing_points, dim),
+            alpha: Param::uniform(dev, cfg.inducing_points, 1, 0.1, rng),
+            log10_bandwidth: Param::from_host(dev, &cfg.log10_bandwidths, 1, k),
+            kernel_logits: Param::filled(dev, 1, k, 0.0),
+            log_base_std: Param::filled(dev, 1, 1, cfg.base_std.ln()),
+            kernel_cols: (0..k).map(|i| Arc::from(vec![i])).collect(),
         }
     }
 
@@ -151,71 +155,45 @@ impl Dkef {
         (phi, cache)
     }
 
-    /// Column `k` of a `1 × K` parameter as a `1 × 1` matrix on the graph.
-    fn entry(g: &mut Graph, row: &Mat, k: usize) -> Mat {
-        let kk = device::shape(row).1;
-        let mut e = vec![0.0; kk];
-        e[k] = 1.0;
-        let sel = g.constant(e, kk, 1);
-        g.matmul(row, &sel)
-    }
-
-    fn forward(
-        &self,
-        g: &mut Graph,
-        x: &Mat,
-        v: Option<&Mat>,
-        order: usize,
-        keep: usize,
-    ) -> Forward {
-        let (n, _) = device::shape(x);
+    fn forward(&self, g: &mut Graph, xj: Jet, keep: usize) -> Forward {
+        let n = xj.rows();
         let l = self.inducing.shape().0;
-        let xj = Jet::seed(x.clone(), v.cloned(), order);
         let (phi, cache) = self.features(g, xj.clone(), keep);
-        let (phiz, _) = self.features(g, Jet::constant(self.inducing.value.clone(), 0), 0);
+        let (phiz, _) = self.features(g, Jet::value(self.inducing.value.clone()), 0);
         let phiz = phiz.value;
         // Squared distances ‖φ − φ(z_l)‖² as a jet (n × L).
-        let sq = phi.square(g).sum_cols(g);
-        let ones = g.filled(1, l, 1.0);
-        let sqb = sq.matmul(g, &ones);
-        let phiz_t = g.transpose(&phiz);
-        let cross = phi.matmul(g, &phiz_t).scale(g, -2.0);
-        let mut dist = sqb.add(g, &cross);
+        let sq = phi.square(g).sum_cols(g).repeat_col(g, l);
+        let cross = phi.matmul_t(g, &phiz).scale(g, -2.0);
+        let mut dist = sq.add(g, &cross);
         let z2 = g.square(&phiz);
         let z2 = g.sum_cols(&z2);
         let z2 = g.transpose(&z2);
         dist.value = g.add_row(&dist.value, &z2);
-        // Kernel weights and scales.
+        // Kernel weights w = softmax(β) and scales c_k = ½·10^{−ℓ_k}.
         let logits = &self.kernel_logits.value;
         let e = g.exp(logits);
         let esum = g.sum_cols(&e);
-        let kk = device::shape(logits).1;
-        let esum = g.repeat_scalar(&esum, 1, kk);
+        let esum = g.repeat_col(&esum, e.cols());
         let w = g.div(&e, &esum);
-        // c_k = ½·10^{−ℓ_k}.
         let c = g.scale(&self.log10_bandwidth.value, -std::f64::consts::LN_10);
         let c = g.exp(&c);
         let c = g.scale(&c, 0.5);
         let alpha_row = g.transpose(&self.alpha.value);
-        let alpha_rows = g.repeat_row(&alpha_row, n);
         let mut mix: Option<Jet> = None;
         let mut b: Option<Mat> = None;
         let mut rank_one: Option<Mat> = None;
-        for k in 0..kk {
-            let ck = Self::entry(g, &c, k);
-            let wk = Self::entry(g, &w, k);
+        for cols in &self.kernel_cols {
+            let ck = g.select_cols(&c, cols);
+            let wk = g.select_cols(&w, cols);
             let neg_c = g.neg(&ck);
-            let neg_c = g.repeat_scalar(&neg_c, n, l);
-            let kern = dist.mul(g, &Jet::constant(neg_c, dist.order)).exp(g);
-            let wkm = g.repeat_scalar(&wk, n, l);
-            let term = kern.mul(g, &Jet::constant(wkm.clone(), kern.order));
+            let kern = dist.mul_scalar(g, &neg_c).exp(g);
+            let term = kern.mul_scalar(g, &wk);
             if keep >= 1 {
                 // b += (−2 c_k) w_k K_k ∘ α.
                 let cw = g.mul(&ck, &wk);
                 let cw = g.scale(&cw, -2.0);
-                let cw = g.repeat_scalar(&cw, n, l);
-                let t = g.mul(&kern.value, &cw);
-                let t = g.mul(&t, &alpha_rows);
+                let t = g.mul_scalar(&kern.value, &cw);
+                let t = g.mul_row(&t, &alpha_row);
                 b = Some(match b {
                     Some(acc) => g.add(&acc, &t),
                     None => t,
@@ -226,9 +204,8 @@ impl Dkef {
                 let c2 = g.square(&ck);
                 let cw = g.mul(&c2, &wk);
                 let cw = g.scale(&cw, 4.0);
-                let cw = g.repeat_scalar(&cw, n, l);
-                let t = g.mul(&kern.value, &cw);
-                let t = g.mul(&t, &alpha_rows);
+                let t = g.mul_scalar(&kern.value, &cw);
+                let t = g.mul_row(&t, &alpha_row);
                 rank_one = Some(match rank_one {
                     Some(acc) => g.add(&acc, &t),
                     None => t,
@@ -246,9 +223,7 @@ impl Dkef {
         let m2 = g.scale(&self.log_base_std.value, -2.0);
         let inv_var = g.exp(&m2);
         let half = g.scale(&inv_var, -0.5);
-        let half = g.repeat_scalar(&half, n, 1);
-        let q0 = xj.square(g).sum_cols(g);
-        let q0 = q0.mul(g, &Jet::constant(half, q0.order));
+        let q0 = xj.square(g).sum_cols(g).mul_scalar(g, &half);
         Forward {
             logp: f.add(g, &q0),
             phi: phi.value,
@@ -270,9 +245,7 @@ impl Dkef {
 
     /// `−x/s²`, the base measure's score.
     fn base_score(g: &mut Graph, x: &Mat, inv_var: &Mat) -> Mat {
-        let (n, d) = device::shape(x);
-        let iv = g.repeat_scalar(inv_var, n, d);
-        let t = g.mul(x, &iv);
+        let t = g.mul_scalar(x, inv_var);
         g.neg(&t)
     }
 
@@ -280,8 +253,7 @@ impl Dkef {
         let gphi = Self::grad_phi(g, fw);
         let mut s = self.phi.vjp(g, &fw.cache, &gphi);
         if let Some(w) = &self.skip {
-            let wt = g.transpose(&w.value);
-            let t = g.matmul(&gphi, &wt);
+            let t = g.matmul_t(&gphi, &w.value);
             s = g.add(&s, &t);
         }
         let base = Self::base_score(g, x, &fw.inv_var);
@@ -293,43 +265,13 @@ impl ScoreModel for Dkef {
     fn dim(&self) -> usize {
         self.inducing.shape().1
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::Energy
-    }
-    fn params(&self) -> Vec<&Param> {
-        let mut p = self.phi.params();
-        if let Some(s) = &self.skip {
-            p.push(s);
-        }
-        p.extend([
-            &self.inducing,
-            &self.alpha,
-            &self.log10_bandwidth,
-            &self.kernel_logits,
-            &self.log_base_std,
-        ]);
-        p
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        let mut p = self.phi.params_mut();
-        if let Some(s) = &mut self.skip {
-            p.push(s);
-        }
-        p.extend([
-            &mut self.inducing,
-            &mut self.alpha,
-            &mut self.log10_bandwidth,
-            &mut self.kernel_logits,
-            &mut self.log_base_std,
-        ]);
-        p
-    }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
-        let fw = self.forward(g, x, None, 0, 1);
+        let fw = self.forward(g, Jet::value(x.clone()), 1);
         self.score_from(g, x, &fw)
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
-        let fw = self.forward(g, x, Some(v), 2, usize::from(want_score));
+        let jet = Jet::along(x.clone(), v.clone(), JetKind::Second);
+        let fw = self.forward(g, jet, usize::from(want_score));
         let score = want_score.then(|| self.score_from(g, x, &fw));
         Terms {
             vs: fw.logp.d1_or_zero(g),
@@ -337,18 +279,36 @@ impl ScoreModel for Dkef {
             score,
         }
     }
-    fn log_density(&self, g: &mut Graph, x: &Mat) -> Option<Mat> {
-        Some(self.forward(g, x, None, 0, 0).logp.value)
+    fn trace_terms(&self, g: &mut Graph, x: &Mat, start: usize, count: usize) -> TraceTerms {
+        let fw = self.forward(g, Jet::basis(x.clone(), start, count, JetKind::Trace), 0);
+        TraceTerms {
+            vs: fw.logp.d1_or_zero(g),
+            trace: fw.logp.d2_or_zero(g),
+        }
     }
-    fn curvature(
-        &self,
-        g: &mut Graph,
-        x: &Mat,
-        method: &mut CurvatureMethod<'_>,
-    ) -> Option<(Mat, Mat)> {
-        let fw = self.forward(g, x, None, 0, 2);
-        let (n, d) = device::shape(x);
-        let f = device::shape(&fw.phi).1;
+    fn trace_width(&self) -> usize {
+        self.phi.max_width().max(self.inducing.shape().0)
+    }
+    crate::capabilities!(energy, curvature, data_init);
+}
+
+impl EnergyModel for Dkef {
+    fn log_density(&self, g: &mut Graph, x: &Mat) -> Mat {
+        self.forward(g, Jet::value(x.clone()), 0).logp.value
+    }
+    fn importance_proposal(&self) -> Option<GaussianProposal> {
+        Some(GaussianProposal {
+            mean: vec![0.0; self.dim()],
+            std: self.log_base_std.value.scalar().exp(),
+        })
+    }
+}
+
+impl CurvatureModel for Dkef {
+    fn curvature(&self, g: &mut Graph, x: &Mat, method: &mut CurvatureMethod<'_>) -> (Mat, Mat) {
+        let fw = self.forward(g, Jet::value(x.clone()), 2);
+        let (n, d) = x.shape();
+        let f = fw.phi.cols();
         let gphi = Self::grad_phi(g, &fw);
         // Hessian of the kernel sum in φ: Σ_l C_l u_l u_lᵀ + rowsum(b)·I.
         let diag = g.sum_cols(&fw.b);
@@ -372,25 +332,18 @@ impl ScoreModel for Dkef {
         let base_diag = g.repeat_scalar(&neg_iv, n, d);
         let at_x = at_x.add_diagonal(g, Some(&base_grad), &base_diag, method);
         let diag = at_x.diagonal(g);
-        Some((at_x.grad, diag))
+        (at_x.grad, diag)
     }
-    fn supports_curvature(&self) -> bool {
-        true
-    }
-    fn importance_proposal(&self) -> Option<GaussianProposal> {
-        Some(GaussianProposal {
-            mean: vec![0.0; self.dim()],
-            std: device::scalar(&self.log_base_std.value).exp(),
-        })
-    }
+}
+
+impl DataInit for Dkef {
     fn data_init_points(&self) -> usize {
         self.inducing.shape().0
     }
-    fn init_from_data(&mut self, x: &[f64]) {
+    fn init_from_data(&mut self, dev: &Device, x: &[f64]) {
         let (l, d) = self.inducing.shape();
         if x.len() == l * d {
-            let dev = self.inducing.value.device().clone();
-            self.inducing.value = device::to_mat(&dev, x.to_vec(), l, d);
+            self.inducing.value = dev.mat(x, l, d);
         }
     }
 }
@@ -398,10 +351,10 @@ impl ScoreModel for Dkef {
 impl ModelConfig for DkefConfig {
     fn build(
         &self,
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+    ) -> Result<BuiltModel, ConfigError> {
         require_at_least("features", self.features, 1)?;
         require_at_least("layers", self.layers, 1)?;
         require_at_least("inducing_points", self.inducing_points, 1)?;
@@ -418,7 +371,9 @@ impl ModelConfig for DkefConfig {
             ));
         }
         require_positive("base_std", self.base_std)?;
-        Ok(Box::new(Dkef::new(dev, dim, self, rng)))
+        Ok(BuiltModel::Trained(Box::new(Dkef::new(
+            dev, dim, self, rng,
+        ))))
     }
 }
 

@@ -1,26 +1,31 @@
 //! `mlp_score`: a score network `h: ℝᴰ → ℝᴰ`, an MLP used directly as the score.
 //!
-//! Terms along `v` come from a first-order jet: `vᵀh(x)` and `vᵀ(J_h v)`.
-//! Built conditionally (`h(z | c)`, for a task that asks for context
-//! columns), the network reads rows `[z, c]` and its jets move `z` only: the
-//! tangent is `v` padded with zeros over the context columns.
+//! Terms along `v` come from a first-order jet: `vᵀh(x)` and `vᵀ(J_h v)`,
+//! one value stream for all directions; along basis directions the jet's
+//! tangents give the Jacobian's diagonal. Built conditionally (`h(z | c)`,
+//! for a task that asks for context columns), the network reads rows
+//! `[z, c]` and its jets move `z` only: the tangent is `v` padded with
+//! zeros over the context columns.
+
+use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
+use crate::autodiff::jet::JetKind;
 use crate::autodiff::{Graph, Jet};
-use crate::device::{Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::error::{require_at_least, ConfigError};
-use crate::model::{ModelFamily, ScoreModel, Terms};
-use crate::nn::{Activation, Mlp, Param};
-use crate::registry::ModelConfig;
+use crate::model::{ScoreModel, Terms, TraceTerms};
+use crate::nn::{Activation, Mlp};
+use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_hidden() -> Vec<usize> {
     vec![128, 128]
 }
 
 /// Settings of `mlp_score`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MlpScoreConfig {
     /// Hidden layer widths (default `[128, 128]`).
@@ -36,17 +41,21 @@ pub struct MlpScore {
     net: Mlp,
     dim: usize,
     context: usize,
+    /// Columns `0..dim` of an input row (where the tangent goes).
+    own_cols: Arc<[usize]>,
 }
+
+crate::module!(MlpScore { net as "score_net" });
 
 impl MlpScore {
     /// A network with the given settings for data of dimension `dim`.
-    pub fn new(dev: &Dev, dim: usize, cfg: &MlpScoreConfig, rng: &mut ChaCha8Rng) -> Self {
+    pub fn new(dev: &Device, dim: usize, cfg: &MlpScoreConfig, rng: &mut ChaCha8Rng) -> Self {
         Self::conditional(dev, dim, 0, cfg, rng)
     }
 
     /// A network `h(z | c)` for `z ∈ ℝ^dim` given `context` columns `c`.
     pub fn conditional(
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         context: usize,
         cfg: &MlpScoreConfig,
@@ -56,25 +65,19 @@ impl MlpScore {
         widths.extend(&cfg.hidden);
         widths.push(dim);
         Self {
-            net: Mlp::new(dev, "score_net", &widths, cfg.activation, rng),
+            net: Mlp::new(dev, &widths, cfg.activation, rng),
             dim,
             context,
+            own_cols: (0..dim).collect(),
         }
     }
 
     /// The tangent of the input rows: `v`, zero over the context columns.
-    fn input_tangent(&self, g: &Graph, v: &Mat) -> Mat {
+    fn input_tangent(&self, g: &mut Graph, v: &Mat) -> Mat {
         if self.context == 0 {
             return v.clone();
         }
-        let (n, d) = crate::device::shape(v);
-        let host = crate::device::to_host(v);
-        let width = d + self.context;
-        let mut padded = vec![0.0; n * width];
-        for (out, row) in padded.chunks_mut(width).zip(host.chunks(d)) {
-            out[..d].copy_from_slice(row);
-        }
-        g.constant(padded, n, width)
+        g.scatter_cols(v, &self.own_cols, self.dim + self.context)
     }
 }
 
@@ -85,22 +88,15 @@ impl ScoreModel for MlpScore {
     fn context_dim(&self) -> usize {
         self.context
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::ScoreNetwork
-    }
-    fn params(&self) -> Vec<&Param> {
-        self.net.params()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.net.params_mut()
-    }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
         self.net.forward(g, x)
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
         let tangent = self.input_tangent(g, v);
-        let out = self.net.jet(g, Jet::seed(x.clone(), Some(tangent), 1));
-        let hv = g.mul(&out.value, v);
+        let out = self
+            .net
+            .jet(g, Jet::along(x.clone(), tangent, JetKind::First));
+        let hv = g.mul_blocks(v, &out.value);
         let vs = g.sum_cols(&hv);
         let jv = out.d1_or_zero(g);
         let vjv = g.mul(&jv, v);
@@ -111,34 +107,62 @@ impl ScoreModel for MlpScore {
             score: want_score.then_some(out.value),
         }
     }
+    fn trace_terms(&self, g: &mut Graph, x: &Mat, start: usize, count: usize) -> TraceTerms {
+        let n = x.rows();
+        let out = self
+            .net
+            .jet(g, Jet::basis(x.clone(), start, count, JetKind::First));
+        if count == 0 {
+            let vs = g.filled(0, 1, 0.0);
+            let trace = g.filled(n, 1, 0.0);
+            return TraceTerms { vs, trace };
+        }
+        let cols: Arc<[usize]> = (start..start + count).collect();
+        let s = g.select_cols(&out.value, &cols);
+        let st = g.transpose(&s);
+        let vs = g.reshape(&st, count * n, 1);
+        let jv = out.d1_or_zero(g);
+        let trace = g.block_diagonal_sum(&jv, start, count);
+        TraceTerms { vs, trace }
+    }
+    fn trace_width(&self) -> usize {
+        self.net.max_width()
+    }
+}
+
+impl MlpScoreConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        for (i, &w) in self.hidden.iter().enumerate() {
+            require_at_least(&format!("hidden[{i}]"), w, 1)?;
+        }
+        Ok(())
+    }
 }
 
 impl ModelConfig for MlpScoreConfig {
     fn build(
         &self,
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
-        for (i, &w) in self.hidden.iter().enumerate() {
-            require_at_least(&format!("hidden[{i}]"), w, 1)?;
-        }
-        Ok(Box::new(MlpScore::new(dev, dim, self, rng)))
+    ) -> Result<BuiltModel, ConfigError> {
+        self.check()?;
+        Ok(BuiltModel::Trained(Box::new(MlpScore::new(
+            dev, dim, self, rng,
+        ))))
     }
 
     fn build_conditional(
         &self,
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         context: usize,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
-        for (i, &w) in self.hidden.iter().enumerate() {
-            require_at_least(&format!("hidden[{i}]"), w, 1)?;
-        }
-        Ok(Box::new(MlpScore::conditional(
+    ) -> Result<BuiltModel, ConfigError> {
+        self.check()?;
+        Ok(BuiltModel::Trained(Box::new(MlpScore::conditional(
             dev, dim, context, self, rng,
-        )))
+        ))))
     }
 }
 

@@ -28,20 +28,22 @@
 //! the curvature coming down from the prior through the MLP's output layer is
 //! a full matrix and approx-BP keeps only its diagonal (see `tests/nice.rs`).
 
+use std::sync::Arc;
+
 use rand::distributions::Open01;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::curvature::{Curvature, CurvatureMethod};
-use crate::autodiff::jet::Derivs;
+use crate::autodiff::jet::{JetKind, Slopes};
 use crate::autodiff::{Graph, Jet};
-use crate::device::{self, Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::error::{require_at_least, ConfigError};
-use crate::model::{ModelFamily, ScoreModel, Terms};
+use crate::model::{CurvatureModel, EnergyModel, FlowModel, ScoreModel, Terms, TraceTerms};
 use crate::nn::{Activation, Mlp, MlpCache, Param};
-use crate::registry::ModelConfig;
+use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_couplings() -> usize {
     4
@@ -54,7 +56,7 @@ fn default_hidden_units() -> usize {
 }
 
 /// The factorized prior on the flow's output `h`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NicePrior {
     /// Standard logistic per coordinate (as in NICE on MNIST).
     #[default]
@@ -64,7 +66,7 @@ pub enum NicePrior {
 }
 
 /// Settings of `nice`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NiceConfig {
     /// Number of additive coupling layers (default 4), alternating halves.
@@ -120,12 +122,11 @@ pub struct Nice {
     couplings: Vec<Mlp>,
     scale: Param,
     prior: NicePrior,
-    /// `select[p]` (`D × |half p|`) picks the coordinates of parity `p`
-    /// (0 even, 1 odd): `z = y·select[p]`.
-    select: [Mat; 2],
-    /// `place[p] = select[p]ᵀ` puts a half back: `y += u·place[p]`.
-    place: [Mat; 2],
+    /// `half[p]`: the coordinates of parity `p` (0 even, 1 odd).
+    half: [Arc<[usize]>; 2],
 }
+
+crate::module!(Nice { couplings, scale });
 
 /// What a forward pass keeps for the backward passes.
 struct Forward {
@@ -133,7 +134,7 @@ struct Forward {
     h: Jet,
     /// One MLP cache per coupling.
     caches: Vec<MlpCache>,
-    /// `exp(s)` repeated over the rows (`n × D`).
+    /// `exp(s)` (`1 × D`).
     exp_s: Mat,
 }
 
@@ -142,45 +143,29 @@ const HALF_LN_2PI: f64 = 0.918_938_533_204_672_7;
 impl Nice {
     /// A NICE flow on `dim`-dimensional data; checks the settings first.
     pub fn new(
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         cfg: &NiceConfig,
         rng: &mut impl Rng,
     ) -> Result<Self, ConfigError> {
         cfg.validate(dim)?;
-        let half = |p: usize| (0..dim).filter(|j| j % 2 == p).count();
+        let half = |p: usize| -> Arc<[usize]> { (0..dim).filter(|j| j % 2 == p).collect() };
+        let half = [half(0), half(1)];
         let couplings = (0..cfg.couplings)
             .map(|i| {
                 let (read, write) = Self::halves(i);
-                let mut widths = vec![half(read)];
+                let mut widths = vec![half[read].len()];
                 widths.extend(std::iter::repeat_n(cfg.hidden_units, cfg.hidden_layers));
-                widths.push(half(write));
-                Mlp::new(dev, &format!("couplings.{i}"), &widths, cfg.activation, rng)
+                widths.push(half[write].len());
+                Mlp::new(dev, &widths, cfg.activation, rng)
             })
             .collect();
-        let select_of = |p: usize| {
-            let k = half(p);
-            let mut m = vec![0.0; dim * k];
-            for c in 0..k {
-                m[(2 * c + p) * k + c] = 1.0;
-            }
-            device::to_mat(dev, m, dim, k)
-        };
-        let place_of = |p: usize| {
-            let k = half(p);
-            let mut m = vec![0.0; k * dim];
-            for c in 0..k {
-                m[c * dim + 2 * c + p] = 1.0;
-            }
-            device::to_mat(dev, m, k, dim)
-        };
         Ok(Self {
             dim,
             couplings,
-            scale: Param::filled(dev, "scale", 1, dim, 0.0),
+            scale: Param::filled(dev, 1, dim, 0.0),
             prior: cfg.prior,
-            select: [select_of(0), select_of(1)],
-            place: [place_of(0), place_of(1)],
+            half,
         })
     }
 
@@ -194,26 +179,24 @@ impl Nice {
     /// Pushes a jet of `x` through the couplings and the scaling; `keep` as
     /// in [`Mlp::jet_cached`].
     fn forward_jet(&self, g: &mut Graph, x: Jet, keep: usize) -> Forward {
-        let n = device::shape(&x.value).0;
         let mut y = x;
         let mut caches = Vec::with_capacity(self.couplings.len());
         for (i, m) in self.couplings.iter().enumerate() {
             let (read, write) = Self::halves(i);
-            let z = y.matmul(g, &self.select[read]);
+            let z = y.select_cols(g, &self.half[read]);
             let (u, cache) = m.jet_cached(g, z, keep);
-            let shift = u.matmul(g, &self.place[write]);
+            let shift = u.scatter_cols(g, &self.half[write], self.dim);
             y = y.add(g, &shift);
             caches.push(cache);
         }
-        let es = g.exp(&self.scale.value);
-        let exp_s = g.repeat_row(&es, n);
-        let h = y.mul(g, &Jet::constant(exp_s.clone(), y.order));
+        let exp_s = g.exp(&self.scale.value);
+        let h = y.mul_row(g, &exp_s);
         Forward { h, caches, exp_s }
     }
 
     /// The prior's log-density per coordinate and, up to `order`, its first
     /// and second derivatives at `h`.
-    fn prior_derivs(&self, g: &mut Graph, h: &Mat, order: usize) -> Derivs {
+    fn prior_derivs(&self, g: &mut Graph, h: &Mat, order: usize) -> (Mat, Slopes) {
         match self.prior {
             NicePrior::Logistic => {
                 // −softplus(h) − softplus(−h); derivatives −tanh(h/2), −½sech²(h/2).
@@ -223,11 +206,7 @@ impl Nice {
                 let ab = g.add(&a, &b);
                 let f0 = g.neg(&ab);
                 if order == 0 {
-                    return Derivs {
-                        f0,
-                        f1: None,
-                        f2: None,
-                    };
+                    return (f0, Slopes { f1: None, f2: None });
                 }
                 let half = g.scale(h, 0.5);
                 let t = g.tanh(&half);
@@ -237,11 +216,7 @@ impl Nice {
                     let t2 = g.scale(&t2, 0.5);
                     g.add_scalar(&t2, -0.5)
                 });
-                Derivs {
-                    f0,
-                    f1: Some(f1),
-                    f2,
-                }
+                (f0, Slopes { f1: Some(f1), f2 })
             }
             NicePrior::Gaussian => {
                 let sq = g.square(h);
@@ -249,33 +224,31 @@ impl Nice {
                 let f0 = g.add_scalar(&sq, -HALF_LN_2PI);
                 let f1 = (order >= 1).then(|| g.neg(h));
                 let f2 = (order >= 2).then(|| {
-                    let (r, c) = device::shape(h);
+                    let (r, c) = h.shape();
                     g.filled(r, c, -1.0)
                 });
-                Derivs { f0, f1, f2 }
+                (f0, Slopes { f1, f2 })
             }
         }
     }
 
-    /// `log p` as a jet from the prior's jet: `Σ_j ℓ(h_j) + Σ s`.
-    fn log_p(&self, g: &mut Graph, fw: &Forward, d: Derivs) -> Jet {
-        let n = device::shape(&fw.h.value).0;
-        let mut lp = fw.h.unary(g, d).sum_cols(g);
+    /// `log p` as a jet from the prior's value and slopes: `Σ_j ℓ(h_j) + Σ s`.
+    fn log_p(&self, g: &mut Graph, fw: &Forward, f0: Mat, slopes: &Slopes) -> Jet {
+        let mut lp = fw.h.through(g, f0, slopes).sum_cols(g);
         let ssum = g.sum_cols(&self.scale.value);
-        let ssum = g.repeat_scalar(&ssum, n, 1);
-        lp.value = g.add(&lp.value, &ssum);
+        lp.value = g.add_scalar_mat(&lp.value, &ssum);
         lp
     }
 
     /// The score by a vector–Jacobian product from `∂ log p/∂h = ℓ'(h)`
     /// back through the scaling and the couplings (tape-tracked).
     fn score_from(&self, g: &mut Graph, fw: &Forward, prior_grad: &Mat) -> Mat {
-        let mut gy = g.mul(prior_grad, &fw.exp_s);
+        let mut gy = g.mul_row(prior_grad, &fw.exp_s);
         for (i, m) in self.couplings.iter().enumerate().rev() {
             let (read, write) = Self::halves(i);
-            let gu = g.matmul(&gy, &self.select[write]);
+            let gu = g.select_cols(&gy, &self.half[write]);
             let gz = m.vjp(g, &fw.caches[i], &gu);
-            let back = g.matmul(&gz, &self.place[read]);
+            let back = g.scatter_cols(&gz, &self.half[read], self.dim);
             gy = g.add(&gy, &back);
         }
         gy
@@ -283,22 +256,20 @@ impl Nice {
 
     /// The flow's forward map `h(x)` (`n × D`).
     pub fn forward(&self, g: &mut Graph, x: &Mat) -> Mat {
-        self.forward_jet(g, Jet::constant(x.clone(), 0), 0).h.value
+        self.forward_jet(g, Jet::value(x.clone()), 0).h.value
     }
 
     /// The inverse map `x(h)`: unscale, then undo the couplings in reverse
     /// order (`x_write = y_write − m(y_read)`).
     pub fn inverse(&self, g: &mut Graph, h: &Mat) -> Mat {
-        let n = device::shape(h).0;
         let ns = g.neg(&self.scale.value);
         let ens = g.exp(&ns);
-        let ens = g.repeat_row(&ens, n);
-        let mut y = g.mul(h, &ens);
+        let mut y = g.mul_row(h, &ens);
         for (i, m) in self.couplings.iter().enumerate().rev() {
             let (read, write) = Self::halves(i);
-            let z = g.matmul(&y, &self.select[read]);
+            let z = g.select_cols(&y, &self.half[read]);
             let u = m.forward(g, &z);
-            let shift = g.matmul(&u, &self.place[write]);
+            let shift = g.scatter_cols(&u, &self.half[write], self.dim);
             y = g.sub(&y, &shift);
         }
         y
@@ -320,39 +291,27 @@ impl Nice {
     }
 }
 
+impl Nice {
+    fn log_p_jet(&self, g: &mut Graph, x: Jet, keep: usize) -> (Jet, Option<Mat>, Forward) {
+        let order = x.order();
+        let fw = self.forward_jet(g, x, keep);
+        let (f0, slopes) = self.prior_derivs(g, &fw.h.value, order.max(keep.min(1)));
+        let lp = self.log_p(g, &fw, f0, &slopes);
+        (lp, slopes.f1, fw)
+    }
+}
+
 impl ScoreModel for Nice {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::Energy
-    }
-    fn params(&self) -> Vec<&Param> {
-        let mut p: Vec<&Param> = self.couplings.iter().flat_map(|m| m.params()).collect();
-        p.push(&self.scale);
-        p
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        let mut p: Vec<&mut Param> = self
-            .couplings
-            .iter_mut()
-            .flat_map(|m| m.params_mut())
-            .collect();
-        p.push(&mut self.scale);
-        p
-    }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
-        let fw = self.forward_jet(g, Jet::constant(x.clone(), 0), 1);
-        let d = self.prior_derivs(g, &fw.h.value, 1);
-        let f1 = d.f1.expect("first derivative requested");
-        self.score_from(g, &fw, &f1)
+        let (_, f1, fw) = self.log_p_jet(g, Jet::value(x.clone()), 1);
+        self.score_from(g, &fw, f1.as_ref().expect("first derivative requested"))
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
-        let keep = usize::from(want_score);
-        let fw = self.forward_jet(g, Jet::seed(x.clone(), Some(v.clone()), 2), keep);
-        let d = self.prior_derivs(g, &fw.h.value, 2);
-        let f1 = d.f1.clone();
-        let lp = self.log_p(g, &fw, d);
+        let jet = Jet::along(x.clone(), v.clone(), JetKind::Second);
+        let (lp, f1, fw) = self.log_p_jet(g, jet, usize::from(want_score));
         let score = want_score
             .then(|| self.score_from(g, &fw, f1.as_ref().expect("first derivative requested")));
         Terms {
@@ -361,60 +320,75 @@ impl ScoreModel for Nice {
             score,
         }
     }
-    fn log_density(&self, g: &mut Graph, x: &Mat) -> Option<Mat> {
-        let fw = self.forward_jet(g, Jet::constant(x.clone(), 0), 0);
-        let d = self.prior_derivs(g, &fw.h.value, 0);
-        Some(self.log_p(g, &fw, d).value)
+    fn trace_terms(&self, g: &mut Graph, x: &Mat, start: usize, count: usize) -> TraceTerms {
+        let jet = Jet::basis(x.clone(), start, count, JetKind::Trace);
+        let (lp, _, _) = self.log_p_jet(g, jet, 0);
+        TraceTerms {
+            vs: lp.d1_or_zero(g),
+            trace: lp.d2_or_zero(g),
+        }
     }
-    fn curvature(
-        &self,
-        g: &mut Graph,
-        x: &Mat,
-        method: &mut CurvatureMethod<'_>,
-    ) -> Option<(Mat, Mat)> {
-        let fw = self.forward_jet(g, Jet::constant(x.clone(), 0), 2);
-        let d = self.prior_derivs(g, &fw.h.value, 2);
+    fn trace_width(&self) -> usize {
+        self.couplings
+            .iter()
+            .map(|m| m.max_width())
+            .max()
+            .unwrap_or(1)
+            .max(self.dim)
+    }
+    crate::capabilities!(energy, flow, curvature);
+}
+
+impl EnergyModel for Nice {
+    fn log_density(&self, g: &mut Graph, x: &Mat) -> Mat {
+        self.log_p_jet(g, Jet::value(x.clone()), 0).0.value
+    }
+}
+
+impl FlowModel for Nice {
+    fn sample(&self, dev: &Device, rng: &mut dyn rand::RngCore, n: usize) -> Vec<f64> {
+        let h = self.draw_prior(rng, n);
+        let mut g = Graph::inference(dev);
+        let hm = g.constant(h, n, self.dim);
+        self.inverse(&mut g, &hm).to_host()
+    }
+}
+
+impl CurvatureModel for Nice {
+    fn curvature(&self, g: &mut Graph, x: &Mat, method: &mut CurvatureMethod<'_>) -> (Mat, Mat) {
+        let fw = self.forward_jet(g, Jet::value(x.clone()), 2);
+        let (_, d) = self.prior_derivs(g, &fw.h.value, 2);
         let f1 = d.f1.expect("first derivative requested");
         let f2 = d.f2.expect("second derivative requested");
         // The prior seen from the scaling's input y (h = y∘eˢ is linear with a
         // diagonal matrix): gradient ℓ'(h)eˢ, diagonal Hessian ℓ''(h)e^{2s}.
-        let grad = g.mul(&f1, &fw.exp_s);
+        let grad = g.mul_row(&f1, &fw.exp_s);
         let e2 = g.square(&fw.exp_s);
-        let hess = g.mul(&f2, &e2);
+        let hess = g.mul_row(&f2, &e2);
         let mut c = Curvature::with_gradient(g, grad, method).add_diagonal(g, None, &hess, method);
         for (i, m) in self.couplings.iter().enumerate().rev() {
             let (read, write) = Self::halves(i);
-            // y_out = y_in + m(y_in·S_read)·S_writeᵀ: identity path plus MLP path.
-            let through = c.clone().linear(g, &self.place[write]);
+            // y_out = y_in + m(y_in[:, read])[:, write]: identity path plus MLP path.
+            let through = c.clone().select_cols(g, &self.half[write]);
             let through = m.curvature(g, &fw.caches[i], through, method);
-            let through = through.linear(g, &self.select[read]);
+            let through = through.scatter_cols(g, &self.half[read], self.dim);
             c = c.merge(g, through);
         }
         let diag = c.diagonal(g);
-        Some((c.grad, diag))
-    }
-    fn supports_curvature(&self) -> bool {
-        true
-    }
-    fn is_normalized(&self) -> bool {
-        true
-    }
-    fn sample(&self, dev: &Dev, rng: &mut dyn rand::RngCore, n: usize) -> Option<Vec<f64>> {
-        let h = self.draw_prior(rng, n);
-        let mut g = Graph::inference(dev);
-        let hm = g.constant(h, n, self.dim);
-        Some(device::to_host(&self.inverse(&mut g, &hm)))
+        (c.grad, diag)
     }
 }
 
 impl ModelConfig for NiceConfig {
     fn build(
         &self,
-        dev: &Dev,
+        dev: &Device,
         dim: usize,
         rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
-        Ok(Box::new(Nice::new(dev, dim, self, rng)?))
+    ) -> Result<BuiltModel, ConfigError> {
+        Ok(BuiltModel::Trained(Box::new(Nice::new(
+            dev, dim, self, rng,
+        )?)))
     }
 }
 

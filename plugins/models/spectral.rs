@@ -23,15 +23,15 @@
 //! `vᵀ(∇ĝ)v` is analytic: `−Σ_m k(x, x_m) (vᵀW_m) (vᵀ(x − x_m)) / σ²`.
 
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
-use crate::device::{Dev, Mat};
+use crate::device::{Device, Mat, Precision};
 use crate::error::{require_at_least, ConfigError};
 use crate::kernels::{self, Bandwidth, PointScore, SymEigen};
-use crate::model::{ModelFamily, ScoreModel, Terms};
+use crate::model::{SampleEstimator, ScoreModel, Terms};
 use crate::nn::Param;
-use crate::registry::ModelConfig;
+use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_ratio() -> f64 {
     0.99
@@ -45,7 +45,7 @@ fn default_samples() -> usize {
 pub const MIN_EIGEN_FRACTION: f64 = 1e-10;
 
 /// Settings of `spectral`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpectralConfig {
     /// Number of eigenpairs `J` to keep (`None`, the default: chosen by
@@ -60,7 +60,7 @@ pub struct SpectralConfig {
     #[serde(default)]
     pub bandwidth: Bandwidth,
     /// Number of training rows the estimator is fitted to in a standalone
-    /// run ([`ScoreModel::data_init_points`]; default 100, at least 2).
+    /// run ([`SampleEstimator::samples_wanted`]; default 100, at least 2).
     #[serde(default = "default_samples")]
     pub samples: usize,
 }
@@ -105,14 +105,19 @@ pub struct Spectral {
     /// Estimates at the samples `K W`, `n × dim`.
     g: Vec<f64>,
     scratch: Vec<f64>,
-    last_error: Option<String>,
+    /// The fitted samples as a buffer (`n × dim`, `f64`), so a checkpoint
+    /// of the fitted model refits it exactly.
+    fitted: Param,
 }
 
+crate::module!(Spectral { fitted as "samples" });
+const _: () = assert!(matches!(
+    crate::model::FITTED_SAMPLES.as_bytes(),
+    b"samples"
+));
+
 impl Spectral {
-    /// An unfitted estimator of scores in `ℝ^dim`, taking input rows with
-    /// `context` extra columns that it ignores (0 for an unconditional model;
-    /// a conditional user refits it for every conditioning value).
-    pub fn new(dim: usize, context: usize, cfg: &SpectralConfig) -> Self {
+    fn new(dim: usize, context: usize, cfg: &SpectralConfig) -> Self {
         Self {
             cfg: cfg.clone(),
             dim,
@@ -128,21 +133,29 @@ impl Spectral {
             w: Vec::new(),
             g: Vec::new(),
             scratch: Vec::new(),
-            last_error: None,
+            fitted: Param::buffer(Device::cpu(Precision::F64).zeros(0, dim)),
         }
     }
 
-    /// Fits to samples (row-major `n × dim`). On error the estimator is left
-    /// unfitted.
+    /// The estimator of scores in `ℝ^dim` fitted to samples (row-major
+    /// `n × dim`), taking input rows with `context` extra columns that it
+    /// ignores (0 for an unconditional model; a conditional user refits it
+    /// for every conditioning value).
     ///
     /// # Errors
     /// Too few samples (< 2), a non-finite sample, all samples identical
     /// (median bandwidth 0), or a failed eigendecomposition.
-    pub fn fit(&mut self, x: &[f64]) -> Result<(), String> {
-        self.n = 0;
-        let res = self.fit_inner(x);
-        self.last_error = res.as_ref().err().cloned();
-        res
+    pub fn fit(
+        dim: usize,
+        context: usize,
+        cfg: &SpectralConfig,
+        x: &[f64],
+    ) -> Result<Self, String> {
+        let mut s = Self::new(dim, context, cfg);
+        s.fit_inner(x)?;
+        let n = x.len() / dim;
+        s.fitted = Param::buffer(Device::cpu(Precision::F64).mat(x, n, dim));
+        Ok(s)
     }
 
     fn fit_inner(&mut self, x: &[f64]) -> Result<(), String> {
@@ -235,26 +248,17 @@ impl Spectral {
         Ok(())
     }
 
-    /// Whether the estimator holds a successful fit.
-    pub fn is_fitted(&self) -> bool {
-        self.n > 0
+    /// The bandwidth `σ` of the fit.
+    pub fn bandwidth(&self) -> f64 {
+        self.sigma
     }
 
-    /// The bandwidth `σ` of the last successful fit.
-    pub fn bandwidth(&self) -> Option<f64> {
-        self.is_fitted().then_some(self.sigma)
-    }
-
-    /// Number of eigenpairs `J` kept at the last successful fit (0 when not fitted).
+    /// Number of eigenpairs `J` kept.
     pub fn num_eigenpairs(&self) -> usize {
-        if self.is_fitted() {
-            self.j
-        } else {
-            0
-        }
+        self.j
     }
 
-    /// The fitted samples (`n × dim`), empty when not fitted.
+    /// The fitted samples (`n × dim`).
     pub fn samples(&self) -> &[f64] {
         &self.x[..self.n * self.dim]
     }
@@ -264,7 +268,7 @@ impl Spectral {
         &self.w[..self.n * self.dim]
     }
 
-    /// The estimates at the fitted samples (`n × dim`), empty when not fitted.
+    /// The estimates at the fitted samples (`n × dim`).
     pub fn fitted_scores(&self) -> &[f64] {
         &self.g[..self.n * self.dim]
     }
@@ -272,7 +276,7 @@ impl Spectral {
     /// Scores at rows of width `dim + context` (row-major), on the host.
     ///
     /// # Panics
-    /// When not fitted, or the rows have the wrong width.
+    /// When the rows have the wrong width.
     pub fn scores(&self, x: &[f64]) -> Vec<f64> {
         kernels::host_scores(self, x)
     }
@@ -282,17 +286,6 @@ impl Spectral {
         let d = self.dim;
         work.clear();
         work.extend((0..self.n).map(|m| kernels::rbf(q, &self.x[m * d..(m + 1) * d], self.sigma)));
-    }
-
-    fn assert_fitted(&self) {
-        assert!(
-            self.is_fitted(),
-            "spectral: scores asked of an estimator that is not fitted (call fit_samples first{})",
-            self.last_error
-                .as_ref()
-                .map(|e| format!("; the last fit failed: {e}"))
-                .unwrap_or_default()
-        );
     }
 }
 
@@ -304,7 +297,6 @@ impl PointScore for Spectral {
         self.context
     }
     fn scores_into(&self, q: &[f64], out: &mut [f64]) {
-        self.assert_fitted();
         let d = self.dim;
         let mut work = Vec::with_capacity(self.n);
         for (i, (qi, oi)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
@@ -322,7 +314,6 @@ impl PointScore for Spectral {
         }
     }
     fn vhv_into(&self, q: &[f64], v: &[f64], _s: &[f64], out: &mut [f64]) {
-        self.assert_fitted();
         let (n, d) = (self.n, self.dim);
         let mut work = Vec::with_capacity(n);
         for (i, ((qi, vi), o)) in q
@@ -365,41 +356,44 @@ impl ScoreModel for Spectral {
     fn context_dim(&self) -> usize {
         self.context
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::ScoreNetwork
-    }
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
-    }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
         kernels::graph_score(self, g, x)
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
         kernels::graph_terms(self, g, x, v, want_score)
     }
-    fn data_init_points(&self) -> usize {
+}
+
+/// The unfitted estimator: settings and dimensions, fitted on demand.
+pub struct SpectralEstimator {
+    cfg: SpectralConfig,
+    dim: usize,
+}
+
+impl SampleEstimator for SpectralEstimator {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn samples_wanted(&self) -> usize {
         self.cfg.samples
     }
-    fn fits_from_samples(&self) -> bool {
-        true
-    }
-    fn fit_samples(&mut self, x: &[f64]) -> Result<(), String> {
-        self.fit(x)
+    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, String> {
+        Ok(Box::new(Spectral::fit(self.dim, 0, &self.cfg, x)?))
     }
 }
 
 impl ModelConfig for SpectralConfig {
     fn build(
         &self,
-        _dev: &Dev,
+        _dev: &Device,
         dim: usize,
         _rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+    ) -> Result<BuiltModel, ConfigError> {
         self.validate()?;
-        Ok(Box::new(Spectral::new(dim, 0, self)))
+        Ok(BuiltModel::Fitted(Box::new(SpectralEstimator {
+            cfg: self.clone(),
+            dim,
+        })))
     }
 }
 

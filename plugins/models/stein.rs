@@ -29,15 +29,15 @@
 //! step `h = 10⁻⁴ σ / ‖v‖` (a displacement of `10⁻⁴` bandwidths).
 
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
-use crate::device::{Dev, Mat};
+use crate::device::{Device, Mat, Precision};
 use crate::error::{require_at_least, ConfigError};
 use crate::kernels::{self, Bandwidth, PointScore};
-use crate::model::{ModelFamily, ScoreModel, Terms};
+use crate::model::{SampleEstimator, ScoreModel, Terms};
 use crate::nn::Param;
-use crate::registry::ModelConfig;
+use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_eta() -> f64 {
     1e-3
@@ -54,7 +54,7 @@ const FD_STEP: f64 = 1e-4;
 const EXTEND_BLOCK: usize = 1 << 17;
 
 /// Settings of `stein`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SteinConfig {
     /// Ridge `η ≥ 0` added to the Gram matrix (default `1e-3`, the paper's).
@@ -64,7 +64,7 @@ pub struct SteinConfig {
     #[serde(default)]
     pub bandwidth: Bandwidth,
     /// Number of training rows the estimator is fitted to in a standalone
-    /// run ([`ScoreModel::data_init_points`]; default 100, at least 2).
+    /// run ([`SampleEstimator::samples_wanted`]; default 100, at least 2).
     #[serde(default = "default_samples")]
     pub samples: usize,
 }
@@ -99,14 +99,19 @@ pub struct Stein {
     /// Estimates at the samples, `n × dim`.
     g: Vec<f64>,
     scratch: Vec<f64>,
-    last_error: Option<String>,
+    /// The fitted samples as a buffer (`n × dim`, `f64`), so a checkpoint
+    /// of the fitted model refits it exactly.
+    fitted: Param,
 }
 
+crate::module!(Stein { fitted as "samples" });
+const _: () = assert!(matches!(
+    crate::model::FITTED_SAMPLES.as_bytes(),
+    b"samples"
+));
+
 impl Stein {
-    /// An unfitted estimator of scores in `ℝ^dim`, taking input rows with
-    /// `context` extra columns that it ignores (0 for an unconditional model;
-    /// a conditional user refits it for every conditioning value).
-    pub fn new(dim: usize, context: usize, cfg: &SteinConfig) -> Self {
+    fn new(dim: usize, context: usize, cfg: &SteinConfig) -> Self {
         Self {
             cfg: cfg.clone(),
             dim,
@@ -118,22 +123,25 @@ impl Stein {
             r: Vec::new(),
             g: Vec::new(),
             scratch: Vec::new(),
-            last_error: None,
+            fitted: Param::buffer(Device::cpu(Precision::F64).zeros(0, dim)),
         }
     }
 
-    /// Fits to samples (row-major `n × dim`). On error the estimator is left
-    /// unfitted.
+    /// The estimator of scores in `ℝ^dim` fitted to samples (row-major
+    /// `n × dim`), taking input rows with `context` extra columns that it
+    /// ignores (0 for an unconditional model; a conditional user refits it
+    /// for every conditioning value).
     ///
     /// # Errors
     /// Too few samples (< 2), a non-finite sample, all samples identical
     /// (median bandwidth 0), or `K + ηI` not numerically positive definite
     /// (possible only with `η = 0` and repeated samples).
-    pub fn fit(&mut self, x: &[f64]) -> Result<(), String> {
-        self.n = 0;
-        let res = self.fit_inner(x);
-        self.last_error = res.as_ref().err().cloned();
-        res
+    pub fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, String> {
+        let mut s = Self::new(dim, context, cfg);
+        s.fit_inner(x)?;
+        let n = x.len() / dim;
+        s.fitted = Param::buffer(Device::cpu(Precision::F64).mat(x, n, dim));
+        Ok(s)
     }
 
     fn fit_inner(&mut self, x: &[f64]) -> Result<(), String> {
@@ -170,22 +178,17 @@ impl Stein {
         Ok(())
     }
 
-    /// Whether the estimator holds a successful fit.
-    pub fn is_fitted(&self) -> bool {
-        self.n > 0
+    /// The bandwidth `σ` of the fit.
+    pub fn bandwidth(&self) -> f64 {
+        self.sigma
     }
 
-    /// The bandwidth `σ` of the last successful fit.
-    pub fn bandwidth(&self) -> Option<f64> {
-        self.is_fitted().then_some(self.sigma)
-    }
-
-    /// The fitted samples (`n × dim`), empty when not fitted.
+    /// The fitted samples (`n × dim`).
     pub fn samples(&self) -> &[f64] {
         &self.x[..self.n * self.dim]
     }
 
-    /// The estimates `Ĝ` at the fitted samples (`n × dim`), empty when not fitted.
+    /// The estimates `Ĝ` at the fitted samples (`n × dim`).
     pub fn fitted_scores(&self) -> &[f64] {
         &self.g[..self.n * self.dim]
     }
@@ -193,7 +196,7 @@ impl Stein {
     /// Scores at rows of width `dim + context` (row-major), on the host.
     ///
     /// # Panics
-    /// When not fitted, or the rows have the wrong width.
+    /// When the rows have the wrong width.
     pub fn scores(&self, x: &[f64]) -> Vec<f64> {
         kernels::host_scores(self, x)
     }
@@ -261,17 +264,6 @@ impl Stein {
             }
         }
     }
-
-    fn assert_fitted(&self) {
-        assert!(
-            self.is_fitted(),
-            "stein: scores asked of an estimator that is not fitted (call fit_samples first{})",
-            self.last_error
-                .as_ref()
-                .map(|e| format!("; the last fit failed: {e}"))
-                .unwrap_or_default()
-        );
-    }
 }
 
 impl PointScore for Stein {
@@ -282,7 +274,6 @@ impl PointScore for Stein {
         self.context
     }
     fn scores_into(&self, q: &[f64], out: &mut [f64]) {
-        self.assert_fitted();
         let d = self.dim;
         let mut off = Vec::new();
         for (i, (qi, oi)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
@@ -294,7 +285,6 @@ impl PointScore for Stein {
         self.extend_rows(q, &off, out);
     }
     fn vhv_into(&self, q: &[f64], v: &[f64], _s: &[f64], out: &mut [f64]) {
-        self.assert_fitted();
         let d = self.dim;
         let n = q.len() / d;
         // Rows 2i and 2i + 1 of `p`: q_i ± h_i v_i.
@@ -339,41 +329,44 @@ impl ScoreModel for Stein {
     fn context_dim(&self) -> usize {
         self.context
     }
-    fn family(&self) -> ModelFamily {
-        ModelFamily::ScoreNetwork
-    }
-    fn params(&self) -> Vec<&Param> {
-        Vec::new()
-    }
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        Vec::new()
-    }
     fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
         kernels::graph_score(self, g, x)
     }
     fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
         kernels::graph_terms(self, g, x, v, want_score)
     }
-    fn data_init_points(&self) -> usize {
+}
+
+/// The unfitted estimator: settings and dimensions, fitted on demand.
+pub struct SteinEstimator {
+    cfg: SteinConfig,
+    dim: usize,
+}
+
+impl SampleEstimator for SteinEstimator {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn samples_wanted(&self) -> usize {
         self.cfg.samples
     }
-    fn fits_from_samples(&self) -> bool {
-        true
-    }
-    fn fit_samples(&mut self, x: &[f64]) -> Result<(), String> {
-        self.fit(x)
+    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, String> {
+        Ok(Box::new(Stein::fit(self.dim, 0, &self.cfg, x)?))
     }
 }
 
 impl ModelConfig for SteinConfig {
     fn build(
         &self,
-        _dev: &Dev,
+        _dev: &Device,
         dim: usize,
         _rng: &mut ChaCha8Rng,
-    ) -> Result<Box<dyn ScoreModel>, ConfigError> {
+    ) -> Result<BuiltModel, ConfigError> {
         self.validate()?;
-        Ok(Box::new(Stein::new(dim, 0, self)))
+        Ok(BuiltModel::Fitted(Box::new(SteinEstimator {
+            cfg: self.clone(),
+            dim,
+        })))
     }
 }
 

@@ -2,26 +2,26 @@
 //! backward-propagated estimate of the Hessian diagonal,
 //! `E[Σᵢ ĥᵢ(x) + ½‖s(x)‖²]` with `ĥ` from approximate backprop (Kingma &
 //! LeCun 2010) or curvature propagation (Martens et al. 2012). The model must
-//! implement `ScoreModel::curvature` (energy models built from the core's
-//! layers do).
+//! implement `CurvatureModel` (energy models built from the core's layers
+//! do).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::curvature::CurvatureMethod;
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::error::ConfigError;
-use crate::model::ScoreModel;
-use crate::objective::{LossContext, Objective};
+use crate::model::{Needs, ScoreModel};
+use crate::objective::{LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 /// Settings of `approx_bp` (none).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApproxBpConfig {}
 
 /// Settings of `cp` (none).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CpConfig {}
 
@@ -37,27 +37,27 @@ impl Objective for CurvatureSm {
         model: &dyn ScoreModel,
         x: &Mat,
         ctx: &mut LossContext<'_>,
-    ) -> Mat {
+    ) -> Result<Mat, LossError> {
+        let model = model
+            .as_curvature()
+            .ok_or_else(|| LossError::unmet(&self.needs(), model))?;
         let mut method = if self.stochastic {
             CurvatureMethod::Cp { rng: &mut *ctx.rng }
         } else {
             CurvatureMethod::ApproxBp
         };
-        let (s, diag) = model
-            .curvature(g, x, &mut method)
-            .expect("check_model verified curvature support");
+        let (s, diag) = model.curvature(g, x, &mut method);
         let s2 = g.square(&s);
         let half = g.scale(&s2, 0.5);
         let per = g.add(&diag, &half);
         let rows = g.sum_cols(&per);
-        g.mean_all(&rows)
+        Ok(g.mean_all(&rows))
     }
 
-    fn check_model(&self, model: &dyn ScoreModel) -> Result<(), String> {
-        if model.supports_curvature() {
-            Ok(())
-        } else {
-            Err("needs a model with backward curvature propagation (an energy model such as mlp_energy)".into())
+    fn needs(&self) -> Needs {
+        Needs {
+            curvature: true,
+            ..Needs::default()
         }
     }
 }

@@ -6,13 +6,13 @@
 //! `scaling: Original`. With `noise_samples: M`, each point gets M noise draws.
 
 use rand_distr::{Distribution, StandardNormal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
-use crate::device::{self, Mat};
+use crate::device::Mat;
 use crate::error::{require_at_least, require_positive, ConfigError};
 use crate::model::ScoreModel;
-use crate::objective::{repeat_rows, LossContext, Objective};
+use crate::objective::{LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 fn one() -> usize {
@@ -20,7 +20,7 @@ fn one() -> usize {
 }
 
 /// How the DSM loss value is scaled.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum DsmScaling {
     /// `½E‖s(x̃) + ε/σ‖²`.
     #[default]
@@ -30,7 +30,7 @@ pub enum DsmScaling {
 }
 
 /// Settings of `dsm`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DsmConfig {
     /// Noise standard deviation σ > 0.
@@ -57,24 +57,29 @@ impl Objective for Dsm {
         model: &dyn ScoreModel,
         x: &Mat,
         ctx: &mut LossContext<'_>,
-    ) -> Mat {
+    ) -> Result<Mat, LossError> {
         // Noise perturbs the model's `d` coordinates; the conditioning
         // columns of a conditional model (after them) stay as they are.
-        let (n, width) = device::shape(x);
+        let (n, width) = x.shape();
         let d = model.dim();
         let rows = n * self.noise_samples;
-        let xr = repeat_rows(g, x, self.noise_samples);
+        let xr = if self.noise_samples == 1 {
+            x.clone()
+        } else {
+            g.tile_blocks(x, self.noise_samples)
+        };
         let eps: Vec<f64> = (0..rows * d)
             .map(|_| StandardNormal.sample(&mut *ctx.rng))
             .collect();
-        let mut noisy = device::to_host(&xr);
-        for (row, e) in noisy.chunks_mut(width).zip(eps.chunks(d)) {
+        let mut shift = vec![0.0; rows * width];
+        for (row, e) in shift.chunks_mut(width).zip(eps.chunks(d)) {
             for (a, e) in row.iter_mut().zip(e) {
-                *a += self.sigma * e;
+                *a = self.sigma * e;
             }
         }
         let target: Vec<f64> = eps.iter().map(|e| e / self.sigma).collect();
-        let xt = g.constant(noisy, rows, width);
+        let shift = g.constant(shift, rows, width);
+        let xt = g.add(&xr, &shift);
         let target = g.constant(target, rows, d);
         let s = model.score(g, &xt);
         let r = g.add(&s, &target);
@@ -85,7 +90,7 @@ impl Objective for Dsm {
             DsmScaling::Textbook => 0.5,
             DsmScaling::Original => 0.5 * self.sigma.powi(4),
         };
-        g.scale(&mean, factor)
+        Ok(g.scale(&mean, factor))
     }
 }
 

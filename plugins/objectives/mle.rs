@@ -2,17 +2,17 @@
 //! (flows such as `nice`, whose `log_density` is exact). Refuses a model
 //! whose log-density is unnormalized, where the loss would be meaningless.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::error::ConfigError;
-use crate::model::ScoreModel;
-use crate::objective::{LossContext, Objective};
+use crate::model::{Needs, ScoreModel};
+use crate::objective::{LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 /// Settings of `mle` (none).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MleConfig {}
 
@@ -20,19 +20,25 @@ pub struct MleConfig {}
 pub struct Mle;
 
 impl Objective for Mle {
-    fn loss(&self, g: &mut Graph, model: &dyn ScoreModel, x: &Mat, _: &mut LossContext<'_>) -> Mat {
-        let lp = model
-            .log_density(g, x)
-            .expect("check_model verified a normalized log-density");
+    fn loss(
+        &self,
+        g: &mut Graph,
+        model: &dyn ScoreModel,
+        x: &Mat,
+        _: &mut LossContext<'_>,
+    ) -> Result<Mat, LossError> {
+        let flow = model
+            .as_flow()
+            .ok_or_else(|| LossError::unmet(&self.needs(), model))?;
+        let lp = flow.log_density(g, x);
         let mean = g.mean_all(&lp);
-        g.neg(&mean)
+        Ok(g.neg(&mean))
     }
 
-    fn check_model(&self, model: &dyn ScoreModel) -> Result<(), String> {
-        if model.is_normalized() {
-            Ok(())
-        } else {
-            Err("maximum likelihood needs a normalized model (a flow with a tractable Jacobian, such as nice); this model's log-density is unnormalized or unavailable".into())
+    fn needs(&self) -> Needs {
+        Needs {
+            flow: true,
+            ..Needs::default()
         }
     }
 }

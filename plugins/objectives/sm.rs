@@ -1,18 +1,19 @@
 //! `sm`: exact score matching (Hyvärinen 2005),
 //! `E[tr(∇ₓs(x)) + ½‖s(x)‖²]`, with the trace from `D` directional second
-//! derivatives (cost grows linearly with `D`).
+//! derivatives (cost grows linearly with `D`), in chunks of directions that
+//! share one value stream (see [`crate::objective::exact_sm_loss`]).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::error::ConfigError;
 use crate::model::ScoreModel;
-use crate::objective::{exact_sm_loss, LossContext, Objective};
+use crate::objective::{exact_sm_loss, LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 /// Settings of `sm` (none).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmConfig {}
 
@@ -20,8 +21,14 @@ pub struct SmConfig {}
 pub struct ExactSm;
 
 impl Objective for ExactSm {
-    fn loss(&self, g: &mut Graph, model: &dyn ScoreModel, x: &Mat, _: &mut LossContext<'_>) -> Mat {
-        exact_sm_loss(g, model, x)
+    fn loss(
+        &self,
+        g: &mut Graph,
+        model: &dyn ScoreModel,
+        x: &Mat,
+        _: &mut LossContext<'_>,
+    ) -> Result<Mat, LossError> {
+        Ok(exact_sm_loss(g, model, x))
     }
 }
 

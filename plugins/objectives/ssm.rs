@@ -1,13 +1,14 @@
 //! `ssm`: sliced score matching (Song et al. 2019, Eq. 7),
-//! `E_x E_v[vᵀ(∇ₓs)v + ½(vᵀs)²]`, with `M` projections per point.
+//! `E_x E_v[vᵀ(∇ₓs)v + ½(vᵀs)²]`, with `M` projections per point (one value
+//! stream per point, `M` directions through it).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
-use crate::objective::{sliced_terms, LossContext, Objective};
+use crate::objective::{sliced_terms, LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 fn one() -> usize {
@@ -15,7 +16,7 @@ fn one() -> usize {
 }
 
 /// Settings of `ssm`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SsmConfig {
     /// Projections per data point, `M ≥ 1` (default 1).
@@ -35,12 +36,12 @@ impl Objective for Ssm {
         model: &dyn ScoreModel,
         x: &Mat,
         ctx: &mut LossContext<'_>,
-    ) -> Mat {
+    ) -> Result<Mat, LossError> {
         let t = sliced_terms(g, model, x, ctx, self.projections, false);
         let sq = g.square(&t.vs);
         let half = g.scale(&sq, 0.5);
         let per = g.add(&t.vhv, &half);
-        g.mean_all(&per)
+        Ok(g.mean_all(&per))
     }
 }
 

@@ -3,13 +3,13 @@
 //! in closed form, which is valid only when `E[vvᵀ] = I`; building the
 //! experiment fails for a projection that is not isotropic.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::error::{require_at_least, ConfigError};
-use crate::model::ScoreModel;
-use crate::objective::{sliced_terms, LossContext, Objective};
+use crate::model::{Needs, ScoreModel};
+use crate::objective::{sliced_terms, LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 fn one() -> usize {
@@ -17,7 +17,7 @@ fn one() -> usize {
 }
 
 /// Settings of `ssm_vr`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SsmVrConfig {
     /// Projections per data point, `M ≥ 1` (default 1).
@@ -37,18 +37,25 @@ impl Objective for SsmVr {
         model: &dyn ScoreModel,
         x: &Mat,
         ctx: &mut LossContext<'_>,
-    ) -> Mat {
+    ) -> Result<Mat, LossError> {
         let t = sliced_terms(g, model, x, ctx, self.projections, true);
-        let s = t.score.expect("terms were asked for the score");
+        let s = t
+            .score
+            .ok_or_else(|| LossError("the model gave no score".into()))?;
+        // E over points and directions of vᵀ(∇s)v, plus E over points of ½‖s‖².
+        let curv = g.mean_all(&t.vhv);
         let s2 = g.square(&s);
         let norm2 = g.sum_cols(&s2);
-        let half = g.scale(&norm2, 0.5);
-        let per = g.add(&t.vhv, &half);
-        g.mean_all(&per)
+        let half = g.mean_all(&norm2);
+        let half = g.scale(&half, 0.5);
+        Ok(g.add(&curv, &half))
     }
 
-    fn requires_isotropic_projection(&self) -> bool {
-        true
+    fn needs(&self) -> Needs {
+        Needs {
+            isotropic_projection: true,
+            ..Needs::default()
+        }
     }
 }
 

@@ -18,7 +18,7 @@
 use rand::{Rng, RngCore};
 
 use crate::autodiff::Graph;
-use crate::device::{self, Mat};
+use crate::device::{self, Mat, Precision};
 
 /// Which estimator to propagate.
 pub enum CurvatureMethod<'a> {
@@ -48,8 +48,15 @@ pub struct Curvature {
 }
 
 /// Guards √· against a zero argument so its derivative stays finite; masked
-/// entries then contribute exactly zero to value and gradient.
-const SQRT_FLOOR: f64 = 1e-200;
+/// entries then contribute exactly zero to value and gradient. The floor is
+/// the smallest value that keeps `1/(2√floor)` finite in the precision
+/// (1e-200 in `f64` would round to 0 in `f32`).
+fn sqrt_floor(precision: Precision) -> f64 {
+    match precision {
+        Precision::F64 => 1e-200,
+        Precision::F32 => f32::MIN_POSITIVE as f64,
+    }
+}
 
 fn rademacher(g: &Graph, rng: &mut dyn RngCore, rows: usize, cols: usize) -> Mat {
     let data = (0..rows * cols)
@@ -64,7 +71,7 @@ fn split_sqrt(g: &mut Graph, m: &Mat) -> (Mat, Mat) {
     let neg_m = g.neg(m);
     let neg = g.positive_mask(&neg_m);
     let a = g.abs(m);
-    let a = g.add_scalar(&a, SQRT_FLOOR);
+    let a = g.add_scalar(&a, sqrt_floor(m.precision()));
     let r = g.sqrt(&a);
     (g.mul(&r, &pos), g.mul(&r, &neg))
 }
@@ -103,16 +110,45 @@ impl Curvature {
 
     /// Back through `y = xW (+ b)` with `w` of shape `in × out`.
     pub fn linear(self, g: &mut Graph, w: &Mat) -> Self {
-        let wt = g.transpose(w);
-        let grad = g.matmul(&self.grad, &wt);
+        let grad = g.matmul_t(&self.grad, w);
         let signal = match self.signal {
             Signal::Diag(h) => {
-                let w2 = g.square(&wt);
-                Signal::Diag(g.matmul(&h, &w2))
+                let w2 = g.square(w);
+                Signal::Diag(g.matmul_t(&h, &w2))
             }
             Signal::Cp { re, im } => Signal::Cp {
-                re: g.matmul(&re, &wt),
-                im: g.matmul(&im, &wt),
+                re: g.matmul_t(&re, w),
+                im: g.matmul_t(&im, w),
+            },
+        };
+        Self { grad, signal }
+    }
+
+    /// Back through `y = x[:, idx]` seen from `y`'s side: the signal at the
+    /// columns `idx` of a wider input (a 0/1 selection is its own square, so
+    /// every signal is selected alike). Used for `y = xS` with `S` placing
+    /// columns, whose transpose selects them.
+    pub fn select_cols(self, g: &mut Graph, idx: &std::sync::Arc<[usize]>) -> Self {
+        let grad = g.select_cols(&self.grad, idx);
+        let signal = match self.signal {
+            Signal::Diag(h) => Signal::Diag(g.select_cols(&h, idx)),
+            Signal::Cp { re, im } => Signal::Cp {
+                re: g.select_cols(&re, idx),
+                im: g.select_cols(&im, idx),
+            },
+        };
+        Self { grad, signal }
+    }
+
+    /// Back through `y = x[:, idx]`: the signal at `y` placed at columns
+    /// `idx` of an input `width` wide (zero elsewhere).
+    pub fn scatter_cols(self, g: &mut Graph, idx: &std::sync::Arc<[usize]>, width: usize) -> Self {
+        let grad = g.scatter_cols(&self.grad, idx, width);
+        let signal = match self.signal {
+            Signal::Diag(h) => Signal::Diag(g.scatter_cols(&h, idx, width)),
+            Signal::Cp { re, im } => Signal::Cp {
+                re: g.scatter_cols(&re, idx, width),
+                im: g.scatter_cols(&im, idx, width),
             },
         };
         Self { grad, signal }

@@ -5,8 +5,10 @@
 //! Data flow: for each `D` and each objective (RON specs parsed through
 //! [`Component`], so this module names no plugin) the model is built for
 //! dimension `D`, batches of `N(0, I_D)` are drawn on the host from a seeded
-//! RNG before timing, and `warmup + steps` full training steps run as in
-//! [`crate::train`] (graph → loss → backward → gradient norm → Adam). The
+//! RNG before timing, and `warmup + steps` full training steps run through
+//! the training loop's own step ([`crate::train::step::train_step`]: graph →
+//! loss → backward → gradient norm → Adam), after the same compatibility
+//! check as `run` ([`crate::experiment::check_compatible`]). The
 //! timed steps give the median (and 10th/90th percentiles) of seconds per
 //! step; the peak heap bytes above the baseline at the start of the timed
 //! steps come from [`memory`] when the binary installed its counting
@@ -25,15 +27,18 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::autodiff::Graph;
-use crate::device::{self, Dev};
-use crate::experiment::{derive_seed, streams, OptimizerConfig};
-use crate::model::ScoreModel;
-use crate::objective::{LossContext, Objective};
+use crate::device::{Device, Precision};
+use crate::experiment::{check_compatible, derive_seed, streams, OptimizerConfig};
+use crate::model::{ModelSlot, ScoreModel};
+use crate::objective::Objective;
 use crate::projection::Projection;
-use crate::registry::{Component, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig};
+use crate::registry::{
+    BuiltModel, Component, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig,
+};
 use crate::sweep::csv_field;
-use crate::train::optim::{global_norm, Optimizer};
+use crate::task::{Metrics, Split, Task};
+use crate::train::optim::Optimizer;
+use crate::train::step::{train_step, StepParts};
 
 /// Default dimensions of the scaling benchmark (the paper's Figure 2 range, up to MNIST's 784).
 pub const DEFAULT_DIMS: [usize; 10] = [2, 4, 8, 16, 32, 64, 128, 256, 512, 784];
@@ -146,6 +151,8 @@ pub struct ScalingOptions {
     pub ratio: Option<(String, String)>,
     /// Seed of the data, the initialisation and the projections.
     pub seed: u64,
+    /// Precision of the model's tensors.
+    pub precision: Precision,
     /// Write `scaling.csv` and `scaling.png` into this folder.
     pub out: Option<PathBuf>,
     /// Log each cell as it finishes.
@@ -169,6 +176,7 @@ impl ScalingOptions {
             max_dim: Vec::new(),
             ratio: None,
             seed: 0,
+            precision: Precision::default(),
             out: None,
             verbose: false,
         }
@@ -270,6 +278,8 @@ pub struct ScalingReport {
     pub steps: usize,
     /// Warm-up steps per cell.
     pub warmup: usize,
+    /// Precision of the model's tensors.
+    pub precision: Precision,
     /// The rows.
     pub dims: Vec<usize>,
     /// The columns.
@@ -340,8 +350,8 @@ impl ScalingReport {
             lines.push(line);
         }
         let mut out = format!(
-            "median ms per training step (peak heap MiB above the baseline); model {}; batch {}; {} timed steps after {} warm-up (fewer in a cell that passes its time budget); projection {}\n",
-            self.model, self.batch, self.steps, self.warmup, self.projection
+            "median ms per training step (peak heap MiB above the baseline); model {}; {}; batch {}; {} timed steps after {} warm-up (fewer in a cell that passes its time budget); projection {}\n",
+            self.model, self.precision.name(), self.batch, self.steps, self.warmup, self.projection
         );
         out.push_str(&crate::sweep::align_columns(&lines));
         if !self.memory_measured {
@@ -440,44 +450,29 @@ fn gaussian_batches(seed: u64, count: usize, batch: usize, dim: usize) -> Vec<Ve
         .collect()
 }
 
-struct Trainer<'a> {
-    dev: Dev,
-    model: Box<dyn ScoreModel>,
-    objective: &'a dyn Objective,
-    projection: &'a dyn Projection,
-    opt: Optimizer,
-    rng: ChaCha8Rng,
+/// The benchmark's data: pre-drawn `N(0, I_D)` batches, handed out in order.
+struct GaussianBatches {
     dim: usize,
+    batches: std::vec::IntoIter<Vec<f64>>,
 }
 
-impl Trainer<'_> {
-    /// One training step as in `crate::train`: loss, backward, gradient norm, update.
-    fn step(&mut self, batch: &[f64], step: usize) -> Result<(), String> {
-        let n = batch.len() / self.dim;
-        let mut g = Graph::tracking(&self.dev);
-        let x = g.constant(batch.to_vec(), n, self.dim);
-        let loss = {
-            let mut ctx = LossContext {
-                projection: self.projection,
-                rng: &mut self.rng,
-            };
-            self.objective.loss(&mut g, &*self.model, &x, &mut ctx)
-        };
-        let value = device::scalar(&loss);
-        if !value.is_finite() {
-            return Err(format!("training loss is {value} at step {step}"));
-        }
-        let grads = {
-            let params = self.model.params();
-            let values: Vec<_> = params.iter().map(|p| &p.value).collect();
-            g.backward(&loss, &values)
-        };
-        let norm = global_norm(&grads);
-        if !norm.is_finite() {
-            return Err(format!("gradient norm is {norm} at step {step}"));
-        }
-        self.opt.step(self.model.params_mut(), &grads);
-        Ok(())
+crate::module!(GaussianBatches {});
+
+impl Task for GaussianBatches {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn describe(&self) -> String {
+        format!("N(0, I_{})", self.dim)
+    }
+    fn selection_metric(&self) -> &'static str {
+        "none"
+    }
+    fn train_batch(&mut self, _rng: &mut dyn rand::RngCore, _batch_size: usize) -> Vec<f64> {
+        self.batches.next().expect("one batch drawn per step")
+    }
+    fn evaluate(&self, _dev: &Device, _model: Option<&dyn ScoreModel>, _split: Split) -> Metrics {
+        Metrics::new()
     }
 }
 
@@ -486,32 +481,57 @@ struct Measured {
     peak_bytes: Option<usize>,
 }
 
-fn measure(
+/// The model of one cell, or why the cell is skipped.
+fn build_cell_model(
     opts: &ScalingOptions,
     model: &Component<dyn ModelConfig>,
+    dev: &Device,
+    dim: usize,
+) -> Result<Box<dyn ScoreModel>, String> {
+    let mut init = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, streams::MODEL));
+    match model
+        .config
+        .build(dev, dim, &mut init)
+        .map_err(|e| format!("model.{}: {e}", model.name))?
+    {
+        BuiltModel::Trained(m) => Ok(m),
+        BuiltModel::Fitted(_) => Err(format!(
+            "model {} is fitted from samples, not trained",
+            model.name
+        )),
+    }
+}
+
+fn measure(
+    opts: &ScalingOptions,
+    built: Box<dyn ScoreModel>,
     objective: &dyn Objective,
     projection: &dyn Projection,
     dim: usize,
 ) -> Result<Measured, String> {
-    let dev = device::new_device(opts.seed);
-    let mut init = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, streams::MODEL));
-    let built = model
-        .config
-        .build(&dev, dim, &mut init)
-        .map_err(|e| format!("model.{}: {e}", model.name))?;
+    let dev = Device::cpu(opts.precision);
     let batches = gaussian_batches(opts.seed, opts.warmup + opts.steps, opts.batch, dim);
-    let mut t = Trainer {
-        dev,
-        model: built,
-        objective,
-        projection,
-        opt: Optimizer::new(opts.optimizer.clone()),
-        rng: ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, streams::TRAIN)),
+    let mut task = GaussianBatches {
         dim,
+        batches: batches.into_iter(),
+    };
+    let mut model = ModelSlot::Trained(built);
+    let mut opt = Optimizer::new(opts.optimizer.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(opts.seed, streams::TRAIN));
+    let mut step = |step: usize| -> Result<(), String> {
+        let parts = StepParts {
+            dev: &dev,
+            model: &mut model,
+            task: &mut task,
+            objective: Some((objective, projection)),
+        };
+        train_step(parts, &mut opt, &mut rng, opts.batch, None)
+            .map(|_| ())
+            .map_err(|e| format!("step {step}: {e}"))
     };
     let warm_started = Instant::now();
-    for (i, b) in batches[..opts.warmup].iter().enumerate() {
-        t.step(b, i + 1)?;
+    for i in 0..opts.warmup {
+        step(i + 1)?;
         if warm_started.elapsed().as_secs_f64() > opts.cell_budget_seconds / 4.0 {
             break;
         }
@@ -520,9 +540,9 @@ fn measure(
     let baseline = memory::reset_peak();
     let mut samples = Vec::with_capacity(opts.steps);
     let timed_started = Instant::now();
-    for (i, b) in batches[opts.warmup..].iter().enumerate() {
+    for i in 0..opts.steps {
         let started = Instant::now();
-        t.step(b, opts.warmup + i + 1)?;
+        step(opts.warmup + i + 1)?;
         samples.push(started.elapsed().as_secs_f64());
         if samples.len() >= MIN_TIMED_STEPS
             && timed_started.elapsed().as_secs_f64() > opts.cell_budget_seconds
@@ -568,32 +588,27 @@ pub fn scaling(opts: &ScalingOptions) -> Result<ScalingReport, BenchError> {
             spec: spec.clone(),
             message: e.to_string(),
         })?;
-        if o.requires_isotropic_projection() && !projection.isotropic() {
-            return Err(BenchError::Spec {
-                what: "objective",
-                spec: spec.clone(),
-                message: format!(
-                    "needs E[vvᵀ] = I, which projection `{}` does not satisfy",
-                    projection_c.name
-                ),
-            });
-        }
         names.push(c.name);
         objectives.push(o);
     }
-    // A model spec that cannot be built is an error of the options, not of one cell.
-    model
-        .config
-        .build(
-            &device::new_device(opts.seed),
-            opts.dims[0],
-            &mut ChaCha8Rng::seed_from_u64(0),
-        )
-        .map_err(|e| BenchError::Spec {
+    // A model spec that cannot be built, or that an objective cannot train,
+    // is an error of the options, not of one cell.
+    let dev = Device::cpu(opts.precision);
+    let probe =
+        build_cell_model(opts, &model, &dev, opts.dims[0]).map_err(|message| BenchError::Spec {
             what: "model",
             spec: opts.model.clone(),
-            message: format!("for D = {}: {e}", opts.dims[0]),
+            message: format!("for D = {}: {message}", opts.dims[0]),
         })?;
+    for ((name, spec), o) in names.iter().zip(&opts.objectives).zip(&objectives) {
+        check_compatible(name, &**o, &*probe, &projection_c.name, &*projection).map_err(|e| {
+            BenchError::Spec {
+                what: "objective",
+                spec: spec.clone(),
+                message: e.to_string(),
+            }
+        })?;
+    }
     let labels = column_labels(&names, &opts.objectives);
     let columns: Vec<ObjectiveColumn> = labels
         .iter()
@@ -624,7 +639,9 @@ pub fn scaling(opts: &ScalingOptions) -> Result<ScalingReport, BenchError> {
             };
             match limit {
                 Some(max) if dim > max => cell.skipped = Some(format!("D > {max}")),
-                _ => match measure(opts, &model, &**objective, &*projection, dim) {
+                _ => match build_cell_model(opts, &model, &dev, dim)
+                    .and_then(|m| measure(opts, m, &**objective, &*projection, dim))
+                {
                     Ok(m) => {
                         cell.peak_mib = m.peak_bytes.map(|b| b as f64 / (1024.0 * 1024.0));
                         cell.timing = Some(m.timing);
@@ -656,6 +673,7 @@ pub fn scaling(opts: &ScalingOptions) -> Result<ScalingReport, BenchError> {
         batch: opts.batch,
         steps: opts.steps,
         warmup: opts.warmup,
+        precision: opts.precision,
         dims: opts.dims.clone(),
         objectives: columns,
         cells,

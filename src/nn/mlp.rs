@@ -1,15 +1,19 @@
 //! A dense MLP whose forward pass carries jets and, on request, a
-//! tape-tracked vector–Jacobian product with respect to its input.
+//! tape-tracked vector–Jacobian product with respect to its input and
+//! backward curvature propagation.
 //!
-//! Layout: `x → [affine → activation] × (L−1) → affine`. Weights are stored
-//! `in × out` so rows are data points (`y = xW + b`). Initialisation follows
-//! PyTorch's `nn.Linear` default, `U(−1/√in, 1/√in)` for weights and biases.
+//! Layout: `x → [affine → activation] × (L−1) → affine` (optionally with the
+//! activation after the last layer too). Weights are stored `in × out` so
+//! rows are data points (`y = xW + b`). Initialisation follows PyTorch's
+//! `nn.Linear` default, `U(−1/√in, 1/√in)` for weights and biases, drawn
+//! weight then bias, layer by layer.
 
 use rand::Rng;
 
 use crate::autodiff::curvature::{Curvature, CurvatureMethod};
+use crate::autodiff::jet::Slopes;
 use crate::autodiff::{Graph, Jet};
-use crate::device::{Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::nn::{Activation, Param};
 
 /// One affine layer `y = xW + b`.
@@ -21,13 +25,15 @@ pub struct Dense {
     pub bias: Param,
 }
 
+crate::module!(Dense { weight, bias });
+
 impl Dense {
     /// A layer with PyTorch's default initialisation.
-    pub fn new(dev: &Dev, prefix: &str, input: usize, output: usize, rng: &mut impl Rng) -> Self {
+    pub fn new(dev: &Device, input: usize, output: usize, rng: &mut impl Rng) -> Self {
         let bound = 1.0 / (input as f64).sqrt();
         Self {
-            weight: Param::uniform(dev, format!("{prefix}.weight"), input, output, bound, rng),
-            bias: Param::uniform(dev, format!("{prefix}.bias"), 1, output, bound, rng),
+            weight: Param::uniform(dev, input, output, bound, rng),
+            bias: Param::uniform(dev, 1, output, bound, rng),
         }
     }
 }
@@ -44,29 +50,38 @@ pub struct Mlp {
     pub activate_last: bool,
 }
 
+crate::module!(Mlp { layers });
+
 /// What a forward pass keeps for the backward passes (input gradient,
 /// curvature): `σ'(a)` and `σ''(a)` of every activated layer.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct MlpCache {
-    slopes: Vec<Mat>,
-    curvatures: Vec<Mat>,
+    slopes: Vec<Slopes>,
+}
+
+impl MlpCache {
+    fn f1(&self, i: usize) -> &Mat {
+        self.slopes[i]
+            .f1
+            .as_ref()
+            .expect("the forward pass kept σ' (keep ≥ 1)")
+    }
+    fn f2(&self, i: usize) -> &Mat {
+        self.slopes[i]
+            .f2
+            .as_ref()
+            .expect("the forward pass kept σ'' (keep = 2)")
+    }
 }
 
 impl Mlp {
     /// An MLP with layer widths `widths = [in, hidden…, out]` (at least two
-    /// entries) whose parameters are named `{prefix}.layers.{i}.{weight,bias}`.
-    pub fn new(
-        dev: &Dev,
-        prefix: &str,
-        widths: &[usize],
-        activation: Activation,
-        rng: &mut impl Rng,
-    ) -> Self {
+    /// entries).
+    pub fn new(dev: &Device, widths: &[usize], activation: Activation, rng: &mut impl Rng) -> Self {
         assert!(widths.len() >= 2, "an MLP needs input and output widths");
         let layers = widths
             .windows(2)
-            .enumerate()
-            .map(|(i, w)| Dense::new(dev, &format!("{prefix}.layers.{i}"), w[0], w[1], rng))
+            .map(|w| Dense::new(dev, w[0], w[1], rng))
             .collect();
         Self {
             layers,
@@ -91,20 +106,13 @@ impl Mlp {
         self.layers[self.layers.len() - 1].weight.shape().1
     }
 
-    /// Parameters in a fixed order.
-    pub fn params(&self) -> Vec<&Param> {
+    /// The widest layer output.
+    pub fn max_width(&self) -> usize {
         self.layers
             .iter()
-            .flat_map(|l| [&l.weight, &l.bias])
-            .collect()
-    }
-
-    /// Mutable parameters in the same order as [`Mlp::params`].
-    pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.layers
-            .iter_mut()
-            .flat_map(|l| [&mut l.weight, &mut l.bias])
-            .collect()
+            .map(|l| l.weight.shape().1)
+            .max()
+            .unwrap_or(0)
     }
 
     fn activated(&self, i: usize) -> bool {
@@ -113,7 +121,7 @@ impl Mlp {
 
     /// Plain forward pass.
     pub fn forward(&self, g: &mut Graph, x: &Mat) -> Mat {
-        self.jet(g, Jet::constant(x.clone(), 0)).value
+        self.jet(g, Jet::value(x.clone())).value
     }
 
     /// Pushes a jet through the network.
@@ -122,8 +130,8 @@ impl Mlp {
     }
 
     /// Pushes a jet through the network, keeping what later backward passes
-    /// need: `keep = 0` nothing, `1` the slopes (for [`Mlp::vjp`]), `2` also
-    /// the curvatures (for [`Mlp::curvature`]).
+    /// need: `keep = 0` nothing beyond the jet's own order, `1` the slopes
+    /// (for [`Mlp::vjp`]), `2` also the curvatures (for [`Mlp::curvature`]).
     pub fn jet_cached(&self, g: &mut Graph, x: Jet, keep: usize) -> (Jet, MlpCache) {
         let mut cache = MlpCache::default();
         let mut h = x;
@@ -133,19 +141,9 @@ impl Mlp {
                 h = a;
                 continue;
             }
-            let order = a.order.max(keep);
-            let d = self.activation.derivs(g, &a.value, order);
-            if keep >= 1 {
-                cache
-                    .slopes
-                    .push(d.f1.clone().expect("first derivative requested"));
-            }
-            if keep >= 2 {
-                cache
-                    .curvatures
-                    .push(d.f2.clone().expect("second derivative requested"));
-            }
-            h = a.unary(g, d);
+            let (y, slopes) = a.activate(g, self.activation, keep);
+            cache.slopes.push(slopes);
+            h = y;
         }
         (h, cache)
     }
@@ -158,10 +156,9 @@ impl Mlp {
         let mut gcur = out_grad.clone();
         for (i, layer) in self.layers.iter().enumerate().rev() {
             if self.activated(i) {
-                gcur = g.mul(&gcur, &cache.slopes[i]);
+                gcur = g.mul(&gcur, cache.f1(i));
             }
-            let wt = g.transpose(&layer.weight.value);
-            gcur = g.matmul(&gcur, &wt);
+            gcur = g.matmul_t(&gcur, &layer.weight.value);
         }
         gcur
     }
@@ -185,7 +182,7 @@ impl Mlp {
     ) -> Curvature {
         for (i, layer) in self.layers.iter().enumerate().rev() {
             if self.activated(i) {
-                c = c.elementwise(g, &cache.slopes[i], &cache.curvatures[i], method);
+                c = c.elementwise(g, cache.f1(i), cache.f2(i), method);
             }
             c = c.linear(g, &layer.weight.value);
         }

@@ -2,9 +2,12 @@
 //! (loadable from Python with `safetensors`), metadata in its header, written
 //! atomically so a crash never leaves a half-written checkpoint.
 //!
-//! Tensor names: parameters under their own names, optimizer moments under
-//! `optimizer.m.<name>` / `optimizer.v.<name>`; metadata keys `step`,
-//! `optimizer_steps`, `dim` and any the caller adds.
+//! Tensor names: parameters under their names from the model's
+//! [`crate::nn::Module`] walk, optimizer moments under `optimizer.m.<name>` /
+//! `optimizer.v.<name>`; metadata keys `step`, `optimizer_steps`, `dim`,
+//! `precision` and any the caller adds. Tensors are stored in the precision
+//! they were trained in (F32 or F64) and load into either: a checkpoint
+//! without a `precision` key is an older F64 one.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,8 +15,9 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, TensorView};
 use safetensors::SafeTensors;
 
-use crate::device::{self, Dev, Mat};
-use crate::nn::Param;
+use crate::device::{Device, Mat, Precision};
+use crate::nn::module::{for_each_param_mut, named_params};
+use crate::nn::{Module, ParamKind};
 use crate::train::optim::Optimizer;
 
 /// Errors reading or writing a checkpoint, naming the file.
@@ -37,38 +41,57 @@ pub enum CheckpointError {
     },
 }
 
-fn bytes_of(m: &Mat) -> Vec<u8> {
-    device::to_host(m)
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect()
+fn bytes_of(m: &Mat) -> (Dtype, Vec<u8>) {
+    match m.precision() {
+        Precision::F32 => (
+            Dtype::F32,
+            m.to_host_f32()
+                .iter()
+                .flat_map(|x| x.to_le_bytes())
+                .collect(),
+        ),
+        Precision::F64 => (
+            Dtype::F64,
+            m.to_host().iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+    }
 }
 
-/// Writes parameters, optimizer state and `metadata` to `path` atomically.
+/// Writes the parameters and buffers of `module`, the optimizer state and
+/// `metadata` to `path` atomically.
 pub fn save(
     path: &Path,
-    params: &[&Param],
+    module: &(impl Module + ?Sized),
     optimizer: Option<&Optimizer>,
     mut metadata: HashMap<String, String>,
 ) -> Result<(), CheckpointError> {
-    let mut entries: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-    for p in params {
+    let mut entries: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> = Vec::new();
+    let mut precision = None;
+    for (name, p) in named_params(module) {
         let (r, c) = p.shape();
-        entries.push((p.name.clone(), vec![r, c], bytes_of(&p.value)));
+        let (dtype, bytes) = bytes_of(&p.value);
+        if p.is_trainable() {
+            precision.get_or_insert(p.value.precision());
+        }
+        entries.push((name, vec![r, c], dtype, bytes));
     }
     if let Some(opt) = optimizer {
         for (prefix, map) in [("optimizer.m.", &opt.m), ("optimizer.v.", &opt.v)] {
             for (name, m) in map {
-                let (r, c) = device::shape(m);
-                entries.push((format!("{prefix}{name}"), vec![r, c], bytes_of(m)));
+                let (r, c) = m.shape();
+                let (dtype, bytes) = bytes_of(m);
+                entries.push((format!("{prefix}{name}"), vec![r, c], dtype, bytes));
             }
         }
         metadata.insert("optimizer_steps".into(), opt.steps.to_string());
     }
+    if let Some(p) = precision {
+        metadata.insert("precision".into(), p.name().to_string());
+    }
     let views: Vec<(String, TensorView<'_>)> = entries
         .iter()
-        .map(|(n, shape, data)| {
-            let view = TensorView::new(Dtype::F64, shape.clone(), data)
+        .map(|(n, shape, dtype, data)| {
+            let view = TensorView::new(*dtype, shape.clone(), data)
                 .expect("tensor byte length matches its shape");
             (n.clone(), view)
         })
@@ -131,57 +154,118 @@ impl Checkpoint {
             .ok_or_else(|| self.err(format!("metadata `{key}` missing or not a number")))
     }
 
-    fn matrix(&self, dev: &Dev, name: &str) -> Result<Option<Mat>, CheckpointError> {
+    /// The precision the checkpoint was trained in (`F64` for older files
+    /// without the key).
+    pub fn precision(&self) -> Result<Precision, CheckpointError> {
+        let meta = self.metadata()?;
+        match meta.get("precision") {
+            None => Ok(Precision::F64),
+            Some(p) => Precision::parse(p)
+                .ok_or_else(|| self.err(format!("metadata `precision` is {p:?}, not f32 or f64"))),
+        }
+    }
+
+    /// The tensor `name` on `dev` (converted to its precision), `None` when
+    /// the file has no such tensor.
+    pub fn tensor(&self, dev: &Device, name: &str) -> Result<Option<Mat>, CheckpointError> {
+        self.matrix(dev, name)
+    }
+
+    fn matrix(&self, dev: &Device, name: &str) -> Result<Option<Mat>, CheckpointError> {
         let st = self.tensors()?;
         let t = match st.tensor(name) {
             Ok(t) => t,
             Err(_) => return Ok(None),
         };
-        if t.dtype() != Dtype::F64 || t.shape().len() != 2 {
-            return Err(self.err(format!("tensor `{name}` is not a 2-D f64 tensor")));
+        if t.shape().len() != 2 {
+            return Err(self.err(format!("tensor `{name}` is not 2-D")));
         }
-        let data: Vec<f64> = t
-            .data()
-            .chunks_exact(8)
-            .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
-            .collect();
-        Ok(Some(device::to_mat(dev, data, t.shape()[0], t.shape()[1])))
-    }
-
-    /// Overwrites `params` with the stored values, checking names and shapes.
-    pub fn load_params(&self, dev: &Dev, params: Vec<&mut Param>) -> Result<(), CheckpointError> {
-        for p in params {
-            let m = self
-                .matrix(dev, &p.name)?
-                .ok_or_else(|| self.err(format!("parameter `{}` is missing", p.name)))?;
-            if device::shape(&m) != p.shape() {
-                return Err(self.err(format!(
-                    "parameter `{}` has shape {:?}, the model expects {:?}",
-                    p.name,
-                    device::shape(&m),
-                    p.shape()
-                )));
+        let (r, c) = (t.shape()[0], t.shape()[1]);
+        let m = match t.dtype() {
+            Dtype::F64 => {
+                let data: Vec<f64> = t
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")))
+                    .collect();
+                dev.mat(&data, r, c)
             }
-            p.value = m;
+            Dtype::F32 => {
+                let data: Vec<f32> = t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect();
+                dev.mat_f32(&data, r, c)
+            }
+            other => {
+                return Err(self.err(format!(
+                    "tensor `{name}` has dtype {other:?}, not F32 or F64"
+                )))
+            }
+        };
+        if !crate::compute::all_finite(&m) {
+            return Err(self.err(format!(
+                "tensor `{name}` holds non-finite values (a corrupted file?)"
+            )));
         }
-        Ok(())
+        Ok(Some(m))
     }
 
-    /// Restores the optimizer's moments and step count for `params`.
+    /// Overwrites the parameters and buffers of `module` with the stored
+    /// values on `dev` (converting the precision), checking names and the
+    /// shapes of trained parameters (a buffer takes the stored shape).
+    pub fn load_params(
+        &self,
+        dev: &Device,
+        module: &mut (impl Module + ?Sized),
+    ) -> Result<(), CheckpointError> {
+        let mut result = Ok(());
+        for_each_param_mut(module, |name, p| {
+            if result.is_err() {
+                return;
+            }
+            let dev = match p.kind {
+                ParamKind::Trainable => dev.clone(),
+                ParamKind::Buffer => dev.with_precision(p.value.precision()),
+            };
+            result = (|| {
+                let m = self
+                    .matrix(&dev, name)?
+                    .ok_or_else(|| self.err(format!("parameter `{name}` is missing")))?;
+                if p.kind == ParamKind::Trainable && m.shape() != p.shape() {
+                    return Err(self.err(format!(
+                        "parameter `{name}` has shape {:?}, the model expects {:?}",
+                        m.shape(),
+                        p.shape()
+                    )));
+                }
+                p.value = m;
+                Ok(())
+            })();
+        });
+        result
+    }
+
+    /// Restores the optimizer's moments and step count for the trainable
+    /// parameters of `module`, on `dev`.
     pub fn load_optimizer(
         &self,
-        dev: &Dev,
-        params: &[&Param],
+        dev: &Device,
+        module: &(impl Module + ?Sized),
         opt: &mut Optimizer,
     ) -> Result<(), CheckpointError> {
         opt.m.clear();
         opt.v.clear();
-        for p in params {
-            if let Some(m) = self.matrix(dev, &format!("optimizer.m.{}", p.name))? {
-                opt.m.insert(p.name.clone(), m);
+        for (name, p) in named_params(module) {
+            if !p.is_trainable() {
+                continue;
             }
-            if let Some(v) = self.matrix(dev, &format!("optimizer.v.{}", p.name))? {
-                opt.v.insert(p.name.clone(), v);
+            if let Some(m) = self.matrix(dev, &format!("optimizer.m.{name}"))? {
+                opt.m.insert(name.clone(), m);
+            }
+            if let Some(v) = self.matrix(dev, &format!("optimizer.v.{name}"))? {
+                opt.v.insert(name.clone(), v);
             }
         }
         opt.steps = self.metadata_usize("optimizer_steps").unwrap_or(0) as u64;

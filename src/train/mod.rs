@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod optim;
 pub mod status;
+pub mod step;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,16 +21,16 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::autodiff::Graph;
-use crate::device;
 use crate::error::ExperimentError;
 use crate::experiment::{derive_seed, streams, Built, Experiment};
 use crate::logging::{LogError, Logger, TensorBoardLogger};
-use crate::objective::LossContext;
+use crate::model::ModelSlot;
+use crate::nn::module::num_trainable;
 use crate::task::{Artifact, Metrics, Split};
 use checkpoint::CheckpointError;
-use optim::{clip_global_norm, global_norm, Optimizer};
+use optim::Optimizer;
 use status::RunStatus;
+use step::{checkpointed, train_step, StepError, StepParts};
 
 /// File name of the last checkpoint in a run folder.
 pub const LAST_CHECKPOINT: &str = "last.safetensors";
@@ -250,14 +251,13 @@ impl<'e> Loop<'e> {
         Ok(())
     }
 
-    fn save(&self, file: &str, step: u64) -> Result<(), TrainError> {
+    fn save(&mut self, file: &str, step: u64) -> Result<(), TrainError> {
         let mut meta = HashMap::new();
         meta.insert("step".to_string(), step.to_string());
         meta.insert("dim".to_string(), self.built.task.dim().to_string());
         meta.insert("experiment".to_string(), self.exp.name.clone());
-        let mut params = self.built.model.params();
-        params.extend(self.built.task.params());
-        checkpoint::save(&self.run_dir.join(file), &params, Some(&self.opt), meta)?;
+        let module = checkpointed(&mut self.built.model, &mut *self.built.task);
+        checkpoint::save(&self.run_dir.join(file), &module, Some(&self.opt), meta)?;
         Ok(())
     }
 
@@ -270,10 +270,10 @@ impl<'e> Loop<'e> {
         save_to: Option<&Path>,
     ) -> Result<(), TrainError> {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.exp.seed, streams::ARTIFACTS));
-        let artifacts = self
-            .built
-            .task
-            .artifacts(&self.built.dev, &*self.built.model, &mut rng);
+        let artifacts =
+            self.built
+                .task
+                .artifacts(&self.built.dev, self.built.model.scorer(), &mut rng);
         for a in artifacts {
             let Artifact::Image {
                 name,
@@ -303,52 +303,6 @@ impl<'e> Loop<'e> {
         }
     }
 
-    /// The loss of training step `step`: the task's own (a task that trains
-    /// networks of its own) or the objective's on a training batch.
-    fn step_loss(
-        &mut self,
-        g: &mut Graph,
-        step: u64,
-        bs: usize,
-        dim: usize,
-    ) -> Result<crate::device::Mat, TrainError> {
-        let built = &mut self.built;
-        let objective = match (&built.objective, &built.projection) {
-            (Some(o), Some(p)) => Some((&**o, &**p)),
-            _ => None,
-        };
-        if let Some(result) =
-            built
-                .task
-                .train_loss(g, &mut *built.model, objective, &mut self.rng, bs)
-        {
-            return result.map_err(|message| TrainError::Step {
-                step,
-                message,
-                run_dir: self.run_dir.clone(),
-            });
-        }
-        let (Some(objective), Some(projection)) = (&built.objective, &built.projection) else {
-            return Err(TrainError::Step {
-                step,
-                message: "the experiment has no objective to train its model".to_string(),
-                run_dir: self.run_dir.clone(),
-            });
-        };
-        let batch = built.task.train_batch(&mut self.rng, bs);
-        assert_eq!(
-            batch.len(),
-            bs * dim,
-            "task returned a batch of the wrong size"
-        );
-        let x = g.constant(batch, bs, dim);
-        let mut ctx = LossContext {
-            projection: &**projection,
-            rng: &mut self.rng,
-        };
-        Ok(objective.loss(g, &*built.model, &x, &mut ctx))
-    }
-
     /// Evaluates on the validation split, logs, writes the last checkpoint
     /// and, when the selection metric improved, the best one; returns the
     /// selection metric.
@@ -360,10 +314,11 @@ impl<'e> Loop<'e> {
         seconds_per_iteration: f64,
     ) -> Result<f64, TrainError> {
         let selection = self.built.task.selection_metric();
-        let metrics =
-            self.built
-                .task
-                .evaluate(&self.built.dev, &*self.built.model, Split::Validation);
+        let metrics = self.built.task.evaluate(
+            &self.built.dev,
+            self.built.model.scorer(),
+            Split::Validation,
+        );
         for (k, v) in &metrics {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
@@ -388,35 +343,40 @@ impl<'e> Loop<'e> {
     fn run(&mut self, tb: &mut dyn Logger, progress: bool) -> Result<RunSummary, TrainError> {
         let exp = self.exp;
         let iterations = exp.iterations as u64;
-        let dim = self.built.task.dim();
         let bs = exp.batch_size;
         let selection = self.built.task.selection_metric();
+        let parameters = self.built.model.scorer().map_or(0, |m| num_trainable(m))
+            + num_trainable(&*self.built.task);
         tracing::info!(
             "{}: {} | model {} ({} parameters) | objective {} | projection {} | device {}",
             exp.name,
             self.built.task.describe(),
             exp.model_name(),
-            self.built.model.num_parameters(),
+            parameters,
             exp.objective_name(),
             exp.projection_name(),
-            device::device_name()
+            self.built.dev.name()
         );
         tracing::info!("run folder: {}", self.run_dir.display());
-        let init_points = self.built.model.data_init_points();
         let fit_only = iterations == 0;
-        if init_points > 0 && !self.built.model.fits_from_samples() {
-            let batch = self.built.task.train_batch(&mut self.rng, init_points);
-            self.built.model.init_from_data(&batch);
-        } else if init_points > 0 && fit_only {
-            let batch = self.built.task.train_batch(&mut self.rng, init_points);
-            self.built
-                .model
-                .fit_samples(&batch)
+        if let ModelSlot::Trained(m) = &mut self.built.model {
+            if let Some(init) = m.as_data_init() {
+                let points = init.data_init_points();
+                let batch = self.built.task.train_batch(&mut self.rng, points);
+                init.init_from_data(&self.built.dev, &batch);
+            }
+        }
+        if let (ModelSlot::Fitted { estimator, fitted }, true) = (&mut self.built.model, fit_only) {
+            let points = estimator.samples_wanted();
+            let batch = self.built.task.train_batch(&mut self.rng, points);
+            let model = estimator
+                .fit(&self.built.dev, &batch)
                 .map_err(|m| TrainError::Step {
                     step: 0,
-                    message: format!("fitting the model to {init_points} training rows: {m}"),
+                    message: format!("fitting the model to {points} training rows: {m}"),
                     run_dir: self.run_dir.clone(),
                 })?;
+            *fitted = Some(model);
         }
         self.save(LAST_CHECKPOINT, 0)?;
         self.write_status()?;
@@ -432,30 +392,32 @@ impl<'e> Loop<'e> {
         for step in 1..=iterations {
             steps_taken = step;
             let started = Instant::now();
-            let mut g = Graph::tracking(&self.built.dev);
-            let loss = self.step_loss(&mut g, step, bs, dim)?;
-            let loss_value = device::scalar(&loss);
-            if !loss_value.is_finite() {
-                pb.abandon();
-                return Err(self.non_finite(step, "training loss", loss_value));
-            }
-            let mut grads = {
-                let mut params = self.built.model.params();
-                params.extend(self.built.task.params());
-                let values: Vec<_> = params.iter().map(|p| &p.value).collect();
-                g.backward(&loss, &values)
+            let built = &mut self.built;
+            let parts = StepParts {
+                dev: &built.dev,
+                model: &mut built.model,
+                task: &mut *built.task,
+                objective: match (&built.objective, &built.projection) {
+                    (Some(o), Some(p)) => Some((&**o, &**p)),
+                    _ => None,
+                },
             };
-            let grad_norm = match exp.grad_clip {
-                Some(c) => clip_global_norm(&mut grads, c),
-                None => global_norm(&grads),
+            let outcome = match train_step(parts, &mut self.opt, &mut self.rng, bs, exp.grad_clip) {
+                Ok(o) => o,
+                Err(StepError::NonFinite { what, value }) => {
+                    pb.abandon();
+                    return Err(self.non_finite(step, what, value));
+                }
+                Err(StepError::Loss(message)) => {
+                    pb.abandon();
+                    return Err(TrainError::Step {
+                        step,
+                        message,
+                        run_dir: self.run_dir.clone(),
+                    });
+                }
             };
-            if !grad_norm.is_finite() {
-                pb.abandon();
-                return Err(self.non_finite(step, "gradient norm", grad_norm));
-            }
-            let mut params = self.built.model.params_mut();
-            params.extend(self.built.task.params_mut());
-            self.opt.step(params, &grads);
+            let (loss_value, grad_norm) = (outcome.loss, outcome.grad_norm);
             let dt = started.elapsed();
             train_time += dt;
             window.0 += dt;
@@ -467,7 +429,13 @@ impl<'e> Loop<'e> {
                 tb.scalar("train/learning_rate", step, self.opt.lr())?;
                 let spi = window.0.as_secs_f64() / window.1 as f64;
                 tb.scalar("train/seconds_per_iteration", step, spi)?;
-                for (k, v) in self.built.task.train_scalars() {
+                let scalars = self
+                    .built
+                    .task
+                    .as_trainer()
+                    .map(|t| t.train_scalars())
+                    .unwrap_or_default();
+                for (k, v) in scalars {
                     tb.scalar(&format!("train/{k}"), step, v)?;
                 }
                 window = (Duration::ZERO, 0);
@@ -500,13 +468,15 @@ impl<'e> Loop<'e> {
 
         let (best_step, _) = self.best.expect("evaluated at the last step");
         let ckpt = checkpoint::Checkpoint::read(&self.run_dir.join(BEST_CHECKPOINT))?;
-        let mut params = self.built.model.params_mut();
-        params.extend(self.built.task.params_mut());
-        ckpt.load_params(&self.built.dev, params)?;
-        let test = self
-            .built
-            .task
-            .evaluate(&self.built.dev, &*self.built.model, Split::Test);
+        let dev = self.built.dev.clone();
+        ckpt.load_params(
+            &dev,
+            &mut checkpointed(&mut self.built.model, &mut *self.built.task),
+        )?;
+        let test =
+            self.built
+                .task
+                .evaluate(&self.built.dev, self.built.model.scorer(), Split::Test);
         for (k, v) in &test {
             tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
         }

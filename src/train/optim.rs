@@ -1,21 +1,26 @@
-//! Optimizers with state we own (dfdx's Adam hides its moments), so the
-//! state can be checkpointed and restored exactly.
+//! Optimizers with state we own, so the state can be checkpointed and
+//! restored exactly.
 //!
-//! Data flow: the loop passes the model's parameters and their gradients (same
-//! order) to [`Optimizer::step`]; updates run as device tensor ops.
+//! Data flow: the loop passes the trainable parameters (walked by
+//! [`crate::nn::Module`], in the same order as the graph's leaves) and their
+//! gradients to [`Optimizer::step`]; each update runs as one fused kernel
+//! per parameter ([`crate::compute::update`]) on the parameters' device, in
+//! place, with gradient clipping folded in as a scale.
 
 use std::collections::BTreeMap;
 
-use crate::device::{self, Mat};
+use crate::compute::{self, Update};
+use crate::device::Mat;
 use crate::experiment::OptimizerConfig;
-use crate::nn::Param;
+use crate::nn::module::for_each_param_mut;
+use crate::nn::Module;
 
 /// Adam or SGD with its per-parameter state.
 pub struct Optimizer {
     config: OptimizerConfig,
     /// Steps taken.
     pub steps: u64,
-    /// First moments (Adam) or velocities (SGD with momentum), by parameter name.
+    /// First moments (Adam) or velocities (SGD), by parameter name.
     pub m: BTreeMap<String, Mat>,
     /// Second moments (Adam), by parameter name.
     pub v: BTreeMap<String, Mat>,
@@ -37,68 +42,77 @@ impl Optimizer {
         self.config.lr()
     }
 
-    /// One update of `params` with `grads` (same order).
-    pub fn step(&mut self, params: Vec<&mut Param>, grads: &[Mat]) {
-        assert_eq!(params.len(), grads.len(), "one gradient per parameter");
+    /// One update of the trainable parameters of `module` with `grads` (in
+    /// visiting order), each gradient multiplied by `grad_scale` first.
+    ///
+    /// # Panics
+    /// If the number of gradients differs from the number of trainable parameters.
+    pub fn step(&mut self, module: &mut (impl Module + ?Sized), grads: &[Mat], grad_scale: f64) {
         self.steps += 1;
-        let t = self.steps as i32;
-        for (p, g) in params.into_iter().zip(grads) {
-            match self.config {
-                OptimizerConfig::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                } => {
-                    let m = match self.m.remove(&p.name) {
-                        Some(m) => m * beta1 + g.clone() * (1.0 - beta1),
-                        None => g.clone() * (1.0 - beta1),
-                    };
-                    let v = match self.v.remove(&p.name) {
-                        Some(v) => v * beta2 + g.clone().square() * (1.0 - beta2),
-                        None => g.clone().square() * (1.0 - beta2),
-                    };
-                    let mhat = m.clone() * (1.0 / (1.0 - beta1.powi(t)));
-                    let vhat = v.clone() * (1.0 / (1.0 - beta2.powi(t)));
-                    let update = mhat / (vhat.sqrt() + eps) * lr;
-                    p.value = p.value.clone() - update;
-                    self.m.insert(p.name.clone(), m);
-                    self.v.insert(p.name.clone(), v);
-                }
-                OptimizerConfig::Sgd { lr, momentum } => {
-                    if momentum > 0.0 {
-                        let vel = match self.m.remove(&p.name) {
-                            Some(m) => m * momentum + g.clone(),
-                            None => g.clone(),
-                        };
-                        p.value = p.value.clone() - vel.clone() * lr;
-                        self.m.insert(p.name.clone(), vel);
-                    } else {
-                        p.value = p.value.clone() - g.clone() * lr;
-                    }
-                }
+        let rule = match self.config {
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => Update::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+                step: self.steps.min(i32::MAX as u64) as i32,
+            },
+            OptimizerConfig::Sgd { lr, momentum } => Update::Sgd { lr, momentum },
+        };
+        let uses_v = matches!(rule, Update::Adam { .. });
+        let mut next = grads.iter();
+        for_each_param_mut(module, |name, p| {
+            if !p.is_trainable() {
+                return;
             }
-        }
+            let g = next.next().expect("one gradient per trainable parameter");
+            let (r, c) = p.shape();
+            let mut m = self
+                .m
+                .remove(name)
+                .unwrap_or_else(|| compute::zeros_as(&p.value, r, c));
+            let mut v = match uses_v {
+                true => self
+                    .v
+                    .remove(name)
+                    .unwrap_or_else(|| compute::zeros_as(&p.value, r, c)),
+                false => compute::zeros_as(&p.value, 0, 0),
+            };
+            if uses_v {
+                compute::update(rule, &mut p.value, g, &mut m, &mut v, grad_scale);
+                self.v.insert(name.to_string(), v);
+            } else {
+                let mut dummy = compute::zeros_as(&p.value, r, c);
+                compute::update(rule, &mut p.value, g, &mut m, &mut dummy, grad_scale);
+            }
+            self.m.insert(name.to_string(), m);
+        });
+        assert!(
+            next.next().is_none(),
+            "more gradients than trainable parameters"
+        );
     }
 }
 
-/// The global L2 norm of a set of gradients.
+/// The global L2 norm of a set of gradients, accumulated in `f64`.
 pub fn global_norm(grads: &[Mat]) -> f64 {
     grads
         .iter()
-        .map(|g| device::to_host(g).iter().map(|x| x * x).sum::<f64>())
+        .map(compute::host_sum_squares)
         .sum::<f64>()
         .sqrt()
 }
 
-/// Scales `grads` so their global norm is at most `max_norm`; returns the norm before.
-pub fn clip_global_norm(grads: &mut [Mat], max_norm: f64) -> f64 {
-    let norm = global_norm(grads);
-    if norm > max_norm && norm.is_finite() {
-        let s = max_norm / norm;
-        for g in grads.iter_mut() {
-            *g = g.clone() * s;
-        }
+/// The scale that clips gradients of global norm `norm` to at most
+/// `max_norm` (1 when they are within it, or when the norm is not finite).
+pub fn clip_scale(norm: f64, max_norm: Option<f64>) -> f64 {
+    match max_norm {
+        Some(c) if norm > c && norm.is_finite() => c / norm,
+        _ => 1.0,
     }
-    norm
 }

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use serde_json::{json, Value};
 
-use crate::device;
 use crate::experiment::Experiment;
 use crate::task::Metrics;
 
@@ -47,7 +46,7 @@ impl RunStatus {
                 "experiment": exp.name,
                 "run_dir": run_dir.display().to_string(),
                 "seed": exp.seed,
-                "device": device::device_name(),
+                "device": exp.device().map(|d| d.name()).unwrap_or_default(),
                 "task": exp.task.name,
                 "dim": dim,
                 "model": exp.model_name(),

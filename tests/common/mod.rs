@@ -5,21 +5,71 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use slicedscore::autodiff::Graph;
-use slicedscore::device::{self, Dev, Mat};
+use slicedscore::device::{Device, Mat, Precision};
 use slicedscore::model::ScoreModel;
+use slicedscore::nn::module::{for_each_param_mut, named_params, trainable_values};
 use slicedscore::objective::{LossContext, Objective};
 use slicedscore::projection::Projection;
-use slicedscore::registry::{Component, ModelConfig, ObjectiveConfig, ProjectionConfig};
+use slicedscore::registry::{
+    BuiltModel, Component, ModelConfig, ObjectiveConfig, ProjectionConfig,
+};
 
-pub fn dev() -> Dev {
-    device::new_device(0)
+/// The device of the derivative checks: native CPU kernels in f64.
+pub fn dev() -> Device {
+    Device::cpu(Precision::F64)
 }
 
-pub fn model(spec: &str, dim: usize, seed: u64) -> Box<dyn ScoreModel> {
+/// What a model spec builds (trained model or estimator).
+pub fn built_model(spec: &str, dim: usize, seed: u64) -> BuiltModel {
     let c: Component<dyn ModelConfig> = ron::from_str(spec).expect("model spec parses");
     c.config
         .build(&dev(), dim, &mut ChaCha8Rng::seed_from_u64(seed))
         .expect("model builds")
+}
+
+/// A trained model from a spec, in f64.
+pub fn model(spec: &str, dim: usize, seed: u64) -> Box<dyn ScoreModel> {
+    model_on(&dev(), spec, dim, seed)
+}
+
+/// A trained model from a spec, on `dev`.
+pub fn model_on(dev: &Device, spec: &str, dim: usize, seed: u64) -> Box<dyn ScoreModel> {
+    let c: Component<dyn ModelConfig> = ron::from_str(spec).expect("model spec parses");
+    c.config
+        .build(dev, dim, &mut ChaCha8Rng::seed_from_u64(seed))
+        .expect("model builds")
+        .trained()
+        .expect("a trained model")
+}
+
+/// The values of the trainable parameters, flattened per parameter.
+pub fn param_values(m: &dyn ScoreModel) -> Vec<Vec<f64>> {
+    trainable_values(m).iter().map(|v| v.to_host()).collect()
+}
+
+/// Names of the trainable parameters, in order.
+pub fn param_names(m: &dyn ScoreModel) -> Vec<String> {
+    named_params(m)
+        .into_iter()
+        .filter(|(_, p)| p.is_trainable())
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Sets trainable parameter `index` to host values (same shape), keeping
+/// its precision.
+pub fn set_param(m: &mut dyn ScoreModel, index: usize, values: &[f64]) {
+    let mut i = 0;
+    for_each_param_mut(m, |_, p| {
+        if !p.is_trainable() {
+            return;
+        }
+        if i == index {
+            let (r, c) = p.shape();
+            p.value = Device::cpu(p.value.precision()).mat(values, r, c);
+        }
+        i += 1;
+    });
 }
 
 pub fn objective(spec: &str) -> Box<dyn Objective> {
@@ -38,7 +88,7 @@ pub fn randn(rng: &mut impl Rng, n: usize) -> Vec<f64> {
 }
 
 pub fn mat(data: Vec<f64>, rows: usize, cols: usize) -> Mat {
-    device::to_mat(&dev(), data, rows, cols)
+    dev().mat(&data, rows, cols)
 }
 
 /// Relative error |a − b| / max(|b|, floor).
@@ -71,7 +121,7 @@ pub fn loss_value(
         projection: proj,
         rng: &mut rng,
     };
-    device::scalar(&obj.loss(&mut g, model, x, &mut ctx))
+    obj.loss(&mut g, model, x, &mut ctx).expect("loss").scalar()
 }
 
 /// ∇θ of the loss by one backward pass, flattened in parameter order.
@@ -82,19 +132,16 @@ pub fn loss_grad(
     x: &Mat,
     seed: u64,
 ) -> Vec<Vec<f64>> {
-    let mut g = Graph::tracking(&dev());
+    let params = trainable_values(model);
+    let refs: Vec<&Mat> = params.iter().collect();
+    let mut g = Graph::tracking(&dev(), &refs);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut ctx = LossContext {
         projection: proj,
         rng: &mut rng,
     };
-    let loss = obj.loss(&mut g, model, x, &mut ctx);
-    let params = model.params();
-    let values: Vec<&Mat> = params.iter().map(|p| &p.value).collect();
-    g.backward(&loss, &values)
-        .iter()
-        .map(device::to_host)
-        .collect()
+    let loss = obj.loss(&mut g, model, x, &mut ctx).expect("loss");
+    g.backward(&loss).iter().map(|m| m.to_host()).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -221,30 +268,102 @@ pub fn check_param_gradients(
     label: &str,
 ) -> usize {
     let grads = loss_grad(obj, m, proj, x, seed);
+    let names = param_names(m);
+    let values = param_values(m);
     let h = 1e-5;
     let mut checked = 0;
     for (pi, grad) in grads.iter().enumerate() {
-        let base = device::to_host(&m.params()[pi].value);
-        let (r, c) = m.params()[pi].shape();
+        let base = values[pi].clone();
         for _ in 0..per_param.min(base.len()) {
             let k = rng.gen_range(0..base.len());
             let mut at = |delta: f64| {
                 let mut b = base.clone();
                 b[k] += delta;
-                m.params_mut()[pi].value = mat(b, r, c);
+                set_param(m, pi, &b);
                 loss_value(obj, m, proj, x, seed)
             };
             let fd = (at(h) - at(-h)) / (2.0 * h);
-            m.params_mut()[pi].value = mat(base.clone(), r, c);
+            set_param(m, pi, &base);
             let e = rel_err(grad[k], fd, 1e-4);
             assert!(
                 e <= 1e-4,
                 "{label}: ∂loss/∂{}[{k}] = {} by backward, {fd} by finite differences (relative error {e:.2e})",
-                m.params()[pi].name,
+                names[pi],
                 grad[k]
             );
             checked += 1;
         }
     }
     checked
+}
+
+/// Whether the model has a parameter of this name.
+pub fn has_param(m: &dyn ScoreModel, name: &str) -> bool {
+    named_params(m).iter().any(|(n, _)| n == name)
+}
+
+/// A parameter's values and shape, by name.
+pub fn param_by_name(m: &dyn ScoreModel, name: &str) -> (Vec<f64>, usize, usize) {
+    let (_, p) = named_params(m)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no parameter {name}"));
+    let (r, c) = p.shape();
+    (p.value.to_host(), r, c)
+}
+
+/// Sets the parameter `name` to host values (shape `rows × cols`), keeping
+/// its precision.
+pub fn set_param_named(
+    m: &mut dyn ScoreModel,
+    name: &str,
+    values: &[f64],
+    rows: usize,
+    cols: usize,
+) {
+    let mut found = false;
+    for_each_param_mut(m, |n, p| {
+        if n == name {
+            p.value = Device::cpu(p.value.precision()).mat(values, rows, cols);
+            found = true;
+        }
+    });
+    assert!(found, "no parameter {name}");
+}
+
+/// The basis directions `e_1 … e_dim` for `n` points each, direction-major
+/// (`dim·n × dim`), as [`ScoreModel::terms`] takes them.
+pub fn basis_v(n: usize, dim: usize) -> Mat {
+    let mut v = vec![0.0; n * dim * dim];
+    for i in 0..dim {
+        for r in 0..n {
+            v[(i * n + r) * dim + i] = 1.0;
+        }
+    }
+    mat(v, n * dim, dim)
+}
+
+/// The model's curvature pass on host points.
+pub fn curvature_of(
+    m: &dyn ScoreModel,
+    x: &[f64],
+    dim: usize,
+    method: &mut slicedscore::autodiff::curvature::CurvatureMethod<'_>,
+) -> (Vec<f64>, Vec<f64>) {
+    let n = x.len() / dim;
+    let mut g = Graph::inference(&dev());
+    let (s, d) = m.as_curvature().expect("a curvature model").curvature(
+        &mut g,
+        &mat(x.to_vec(), n, dim),
+        method,
+    );
+    (s.to_host(), d.to_host())
+}
+
+/// A CPU device in the precision of the model's parameters (f64 when it has none).
+pub fn dev_of(m: &dyn ScoreModel) -> Device {
+    trainable_values(m)
+        .first()
+        .map(|v| Device::cpu(v.precision()))
+        .unwrap_or_else(dev)
 }

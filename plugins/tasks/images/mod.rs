@@ -21,7 +21,7 @@
 //!   fixed, seeded subset of `sm_eval_points` images of the split (exact SM
 //!   costs `D` second derivatives per point: 784 for MNIST), the same subset
 //!   at every evaluation;
-//! * for a normalized model (`is_normalized()`, e.g. a flow), means over the
+//! * for a normalized model (a [`crate::model::FlowModel`]), means over the
 //!   whole split ([`likelihood_metrics`]):
 //!   - `log_likelihood_logit` = mean `log p_Y(y)`, the model's log-density in
 //!     logit space (what the NICE paper reports; only with `logit: true`);
@@ -50,7 +50,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
-use crate::device::{self, Dev};
+use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
@@ -261,12 +261,17 @@ pub fn likelihood_metrics(
 
 /// The model's log-density of each row of `x` (`n × dim`), or `None` when it
 /// has none.
-pub fn log_densities(dev: &Dev, model: &dyn ScoreModel, x: &[f64], dim: usize) -> Option<Vec<f64>> {
+pub fn log_densities(
+    dev: &Device,
+    model: &dyn ScoreModel,
+    x: &[f64],
+    dim: usize,
+) -> Option<Vec<f64>> {
     let mut out = Vec::with_capacity(x.len() / dim);
     for chunk in x.chunks(LL_ROWS * dim) {
         let mut g = crate::autodiff::Graph::inference(dev);
         let xm = g.constant(chunk.to_vec(), chunk.len() / dim, dim);
-        out.extend(device::to_host(&model.log_density(&mut g, &xm)?));
+        out.extend(model.as_energy()?.log_density(&mut g, &xm).to_host());
     }
     Some(out)
 }
@@ -277,7 +282,7 @@ pub fn log_densities(dev: &Dev, model: &dyn ScoreModel, x: &[f64], dim: usize) -
 /// model's dimension is not `height · width`.
 pub fn sample_grid_with(
     model: &dyn ScoreModel,
-    dev: &Dev,
+    dev: &Device,
     rng: &mut dyn RngCore,
     n: usize,
     height: usize,
@@ -288,7 +293,7 @@ pub fn sample_grid_with(
     if n == 0 || model.dim() != d {
         return None;
     }
-    let s = model.sample(dev, rng, n)?;
+    let s = model.as_flow()?.sample(dev, rng, n);
     if s.len() != n * d {
         tracing::warn!(
             "sample grid skipped: the model returned {} values for {n} samples of dimension {d}",
@@ -306,7 +311,7 @@ pub fn sample_grid_with(
 /// sample.
 pub fn sample_grid(
     model: &dyn ScoreModel,
-    dev: &Dev,
+    dev: &Device,
     rng: &mut dyn RngCore,
     n: usize,
     side: usize,
@@ -458,6 +463,8 @@ impl ImagesTask {
     }
 }
 
+crate::module!(ImagesTask {});
+
 impl Task for ImagesTask {
     fn dim(&self) -> usize {
         self.height * self.width
@@ -479,7 +486,10 @@ impl Task for ImagesTask {
         out
     }
 
-    fn evaluate(&self, dev: &Dev, model: &dyn ScoreModel, split: Split) -> Metrics {
+    fn evaluate(&self, dev: &Device, model: Option<&dyn ScoreModel>, split: Split) -> Metrics {
+        let Some(model) = model else {
+            return Metrics::new();
+        };
         let s = self.split_data(split);
         let d = self.dim();
         let mut m = Metrics::new();
@@ -487,7 +497,7 @@ impl Task for ImagesTask {
         let (mean, se) = mean_stderr(&per);
         m.insert("sm_loss".into(), mean);
         m.insert("sm_loss_stderr".into(), se);
-        if !model.is_normalized() {
+        if model.as_flow().is_none() {
             return m;
         }
         let Some(ll) = log_densities(dev, model, &s.x, d) else {
@@ -508,7 +518,15 @@ impl Task for ImagesTask {
         "sm_loss"
     }
 
-    fn artifacts(&self, dev: &Dev, model: &dyn ScoreModel, rng: &mut dyn RngCore) -> Vec<Artifact> {
+    fn artifacts(
+        &self,
+        dev: &Device,
+        model: Option<&dyn ScoreModel>,
+        rng: &mut dyn RngCore,
+    ) -> Vec<Artifact> {
+        let Some(model) = model else {
+            return Vec::new();
+        };
         let grid = sample_grid_with(
             model,
             dev,
@@ -530,7 +548,7 @@ impl Task for ImagesTask {
 }
 
 impl TaskConfig for ImagesConfig {
-    fn build(&self, _dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, _dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         Ok(Box::new(self.build_task(rng)?))
     }
 }

@@ -10,19 +10,65 @@ use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::error::{require_at_least, ConfigError};
-use crate::nn::Param;
 use crate::task::{Artifact, Metrics, Split};
 
 use super::data::{BinaryImages, DataConfig};
 use super::evaluation::{ais_metrics, image_artifacts, EvalConfig};
 use super::networks::{Codes, Decoder, Encoder, EncoderKind, NetConfig};
 
+/// The [`crate::task::Task`] methods both latent-variable tasks delegate to
+/// their [`Autoencoder`] (a field `ae`, with `description` beside it):
+/// dimension, description, batches of codes, AIS evaluation, image grids,
+/// and their own training step.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! autoencoder_task_basics {
+    () => {
+        fn dim(&self) -> usize {
+            self.ae.latent
+        }
+
+        fn describe(&self) -> String {
+            self.description.clone()
+        }
+
+        /// Codes of fresh training images, one each (the points the model scores).
+        fn train_batch(&mut self, rng: &mut dyn rand::RngCore, batch_size: usize) -> Vec<f64> {
+            self.ae.code_sample(rng, batch_size)
+        }
+
+        fn evaluate(
+            &self,
+            _dev: &$crate::device::Device,
+            _model: Option<&dyn $crate::model::ScoreModel>,
+            split: $crate::task::Split,
+        ) -> $crate::task::Metrics {
+            self.ae.evaluate(split)
+        }
+
+        fn selection_metric(&self) -> &'static str {
+            "nll"
+        }
+
+        fn artifacts(
+            &self,
+            _dev: &$crate::device::Device,
+            _model: Option<&dyn $crate::model::ScoreModel>,
+            rng: &mut dyn rand::RngCore,
+        ) -> Vec<$crate::task::Artifact> {
+            self.ae.artifacts(rng)
+        }
+
+        fn as_trainer(&mut self) -> Option<&mut dyn $crate::task::OwnTraining> {
+            Some(self)
+        }
+    };
+}
+
 /// Settings shared by the latent-variable tasks.
 pub struct AutoencoderSpec<'a> {
-    /// Prefix of parameter names (the task's name).
-    pub prefix: &'a str,
     /// Images.
     pub data: &'a DataConfig,
     /// Latent dimension.
@@ -39,6 +85,8 @@ pub struct AutoencoderSpec<'a> {
     pub samples: usize,
 }
 
+crate::module!(Autoencoder { encoder, decoder });
+
 /// Data, encoder and decoder of one task.
 pub struct Autoencoder {
     /// The binarised images.
@@ -49,7 +97,7 @@ pub struct Autoencoder {
     pub decoder: Decoder,
     /// Latent dimension.
     pub latent: usize,
-    dev: Dev,
+    dev: Device,
     val: EvalConfig,
     test: EvalConfig,
     samples: usize,
@@ -73,7 +121,7 @@ impl Autoencoder {
     /// Loads the data and initialises both networks.
     pub fn build(
         spec: AutoencoderSpec<'_>,
-        dev: &Dev,
+        dev: &Device,
         rng: &mut ChaCha8Rng,
     ) -> Result<Self, ConfigError> {
         require_at_least("latent_dim", spec.latent_dim, 1)?;
@@ -82,23 +130,8 @@ impl Autoencoder {
         spec.test.validate("test")?;
         let data = BinaryImages::load(spec.data, rng)?;
         let d = data.dim();
-        let encoder = Encoder::new(
-            dev,
-            &format!("{}.encoder", spec.prefix),
-            d,
-            spec.latent_dim,
-            spec.encoder,
-            spec.networks,
-            rng,
-        );
-        let decoder = Decoder::new(
-            dev,
-            &format!("{}.decoder", spec.prefix),
-            spec.latent_dim,
-            d,
-            spec.networks,
-            rng,
-        );
+        let encoder = Encoder::new(dev, d, spec.latent_dim, spec.encoder, spec.networks, rng);
+        let decoder = Decoder::new(dev, spec.latent_dim, d, spec.networks, rng);
         Ok(Self {
             data,
             encoder,
@@ -110,20 +143,6 @@ impl Autoencoder {
             samples: spec.samples,
             eval_seed: rand::Rng::gen(rng),
         })
-    }
-
-    /// Encoder then decoder weights.
-    pub fn params(&self) -> Vec<&Param> {
-        let mut p = self.encoder.params();
-        p.extend(self.decoder.params());
-        p
-    }
-
-    /// The same, mutable.
-    pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        let mut p = self.encoder.params_mut();
-        p.extend(self.decoder.params_mut());
-        p
     }
 
     /// `n` fresh training images with `k` codes each and the decoder's logits.
@@ -151,7 +170,7 @@ impl Autoencoder {
     pub fn code_sample(&mut self, rng: &mut dyn RngCore, n: usize) -> Vec<f64> {
         let mut g = Graph::inference(&self.dev);
         let x = self.data.train_batch(rng, n);
-        device::to_host(&self.encoder.sample(&mut g, &x, n, 1, rng).z)
+        self.encoder.sample(&mut g, &x, n, 1, rng).z.to_host()
     }
 
     fn eval_config(&self, split: Split) -> &EvalConfig {
@@ -199,10 +218,10 @@ impl Autoencoder {
         let codes = self.encoder.sample(&mut g, x, n, 1, &mut rng);
         let logits = self.decoder.logits(&mut g, &codes.z);
         let xm = g.constant(x.to_vec(), n, d);
-        let ll = device::to_host(&Decoder::log_likelihood(&mut g, &logits, &xm));
+        let ll = Decoder::log_likelihood(&mut g, &logits, &xm).to_host();
         let recon = -ll.iter().sum::<f64>() / n as f64;
         m.insert("recon".into(), recon);
-        let a = device::to_host(&logits);
+        let a = logits.to_host();
         let sq: f64 = a
             .iter()
             .zip(x)
@@ -210,7 +229,7 @@ impl Autoencoder {
             .sum();
         m.insert("recon_sq".into(), sq / n as f64);
         if let Some((mu, log_sigma)) = &codes.gaussian {
-            let kl = gaussian_kl_host(&device::to_host(mu), &device::to_host(log_sigma));
+            let kl = gaussian_kl_host(&mu.to_host(), &log_sigma.to_host());
             m.insert("neg_elbo".into(), recon + kl / n as f64);
         }
         m
@@ -262,7 +281,7 @@ pub fn half_square_norm(g: &mut Graph, z: &Mat) -> Mat {
 /// `ŝ · z` per row (`n × 1`) for constant scores `ŝ` (host, same layout as
 /// `z`): its gradient through `z` is the entropy (or KL) gradient's term.
 pub fn score_dot(g: &mut Graph, scores: Vec<f64>, z: &Mat) -> Mat {
-    let (n, l) = device::shape(z);
+    let (n, l) = z.shape();
     let s = g.constant(scores, n, l);
     let p = g.mul(&s, z);
     g.sum_cols(&p)

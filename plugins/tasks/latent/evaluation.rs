@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::ais::{self, AisConfig, LogTarget};
 use crate::autodiff::Graph;
-use crate::device::{self, Dev};
+use crate::device::{self, Device};
 use crate::error::{require_at_least, ConfigError};
 use crate::image_data::grid::{legible_factor, tile_grid, upscale};
 use crate::task::{Artifact, Metrics};
@@ -81,7 +81,7 @@ impl EvalConfig {
 /// image `i` being consecutive rows.
 pub struct DecoderTarget<'a> {
     decoder: &'a Decoder,
-    dev: &'a Dev,
+    dev: &'a Device,
     x: &'a [f64],
     data_dim: usize,
     latent: usize,
@@ -91,7 +91,7 @@ impl<'a> DecoderTarget<'a> {
     /// The target of the images `x` (row-major, `data_dim` pixels each).
     pub fn new(
         decoder: &'a Decoder,
-        dev: &'a Dev,
+        dev: &'a Device,
         x: &'a [f64],
         data_dim: usize,
         latent: usize,
@@ -143,7 +143,7 @@ const AIS_CHUNK: usize = 50;
 /// `nll_stderr`, `ais_ess_mean`, `ais_collapsed`, `ais_acceptance`.
 pub fn ais_metrics(
     decoder: &Decoder,
-    dev: &Dev,
+    dev: &Device,
     x: &[f64],
     data_dim: usize,
     latent: usize,
@@ -213,7 +213,7 @@ fn progress_bar(steps: u64, images: usize, cfg: &AisConfig) -> Option<ProgressBa
 pub fn image_artifacts(
     encoder: &Encoder,
     decoder: &Decoder,
-    dev: &Dev,
+    dev: &Device,
     x: &[f64],
     data_dim: usize,
     latent: usize,

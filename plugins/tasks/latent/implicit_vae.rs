@@ -28,14 +28,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::error::{require_at_least, ConfigError};
-use crate::model::ScoreModel;
-use crate::nn::Param;
-use crate::objective::Objective;
-use crate::projection::Projection;
+use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
-use crate::task::{Artifact, Metrics, Split, Task};
+use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSource, Task};
 
 use super::autoencoder::{gaussian_kl, half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
 use super::data::DataConfig;
@@ -97,46 +94,21 @@ pub struct ImplicitVae {
     last: Metrics,
 }
 
+crate::module!(ImplicitVae { ae as "implicit_vae" });
+
 impl Task for ImplicitVae {
-    fn dim(&self) -> usize {
-        self.ae.latent
+    crate::autoencoder_task_basics!();
+
+    fn model_use(&self) -> ModelUse {
+        if self.ae.encoder.is_gaussian() {
+            ModelUse::None
+        } else {
+            ModelUse::Conditional(self.ae.data.dim())
+        }
     }
 
-    fn describe(&self) -> String {
-        self.description.clone()
-    }
-
-    /// Codes of fresh training images, one each (the points the model scores).
-    fn train_batch(&mut self, rng: &mut dyn RngCore, batch_size: usize) -> Vec<f64> {
-        self.ae.code_sample(rng, batch_size)
-    }
-
-    fn evaluate(&self, _dev: &Dev, _model: &dyn ScoreModel, split: Split) -> Metrics {
-        self.ae.evaluate(split)
-    }
-
-    fn selection_metric(&self) -> &'static str {
-        "nll"
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        self.ae.params()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.ae.params_mut()
-    }
-
-    fn uses_model(&self) -> bool {
-        !self.ae.encoder.is_gaussian()
-    }
-
-    fn model_context_dim(&self) -> usize {
-        self.ae.data.dim()
-    }
-
-    fn check_model(&self, model: &dyn ScoreModel) -> Result<(), ConfigError> {
-        if model.fits_from_samples() && self.codes_per_image < 2 {
+    fn check_model(&self, model: &ModelSlot) -> Result<(), ConfigError> {
+        if model.is_fitted_kind() && self.codes_per_image < 2 {
             return Err(ConfigError::new(
                 "task.implicit_vae.codes_per_image",
                 "a kernel estimator is refitted on the codes of each image: needs ≥ 2 \
@@ -145,38 +117,13 @@ impl Task for ImplicitVae {
         }
         Ok(())
     }
+}
 
+impl OwnTraining for ImplicitVae {
     fn train_loss(
         &mut self,
         g: &mut Graph,
-        model: &mut dyn ScoreModel,
-        objective: Option<(&dyn Objective, &dyn Projection)>,
-        rng: &mut dyn RngCore,
-        batch_size: usize,
-    ) -> Option<Result<Mat, String>> {
-        Some(self.loss(g, model, objective, rng, batch_size))
-    }
-
-    fn train_scalars(&self) -> Metrics {
-        self.last.clone()
-    }
-
-    fn artifacts(
-        &self,
-        _dev: &Dev,
-        _model: &dyn ScoreModel,
-        rng: &mut dyn RngCore,
-    ) -> Vec<Artifact> {
-        self.ae.artifacts(rng)
-    }
-}
-
-impl ImplicitVae {
-    fn loss(
-        &mut self,
-        g: &mut Graph,
-        model: &mut dyn ScoreModel,
-        objective: Option<(&dyn Objective, &dyn Projection)>,
+        scores: ScoreSource<'_>,
         rng: &mut dyn RngCore,
         n: usize,
     ) -> Result<Mat, String> {
@@ -186,38 +133,40 @@ impl ImplicitVae {
         let nll = g.neg(&ll);
         let recon = g.mean_all(&nll);
         self.last.clear();
-        self.last.insert("recon".into(), device::scalar(&recon));
+        self.last.insert("recon".into(), recon.scalar());
         if let Some((mu, log_sigma)) = &b.codes.gaussian {
             let kl = gaussian_kl(g, mu, log_sigma);
             let kl = g.mean_all(&kl);
-            self.last.insert("kl".into(), device::scalar(&kl));
+            self.last.insert("kl".into(), kl.scalar());
             return Ok(g.add(&recon, &kl));
         }
         let z = &b.codes.z;
-        let z_host = device::to_host(z);
+        let z_host = z.to_host();
         let latent = self.ae.latent;
-        let context = (model.context_dim() > 0).then_some((&b.x[..], self.ae.data.dim(), k));
-        let est = estimate_scores(g, model, objective, rng, &z_host, latent, context, n)?;
+        let context = Some((&b.x[..], self.ae.data.dim(), k));
+        let est = estimate_scores(g, scores, rng, &z_host, latent, context, n)?;
         let prior = half_square_norm(g, z);
         let ent = score_dot(g, est.scores, z);
         let per = g.add(&prior, &ent);
         let rest = g.mean_all(&per);
         let mut loss = g.add(&recon, &rest);
         if let Some(l) = est.model_loss {
-            self.last
-                .insert("score_model_loss".into(), device::scalar(&l));
+            self.last.insert("score_model_loss".into(), l.scalar());
             loss = g.add(&loss, &l);
         }
         Ok(loss)
     }
+
+    fn train_scalars(&self) -> Metrics {
+        self.last.clone()
+    }
 }
 
 impl TaskConfig for ImplicitVaeConfig {
-    fn build(&self, dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         require_at_least("codes_per_image", self.codes_per_image, 1)?;
         let ae = Autoencoder::build(
             AutoencoderSpec {
-                prefix: "implicit_vae",
                 data: &self.data,
                 latent_dim: self.latent_dim,
                 encoder: &self.encoder,

@@ -13,8 +13,10 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Deserialize;
 
 use crate::autodiff::{Graph, Jet};
-use crate::device::{self, Dev, Mat};
-use crate::nn::{Activation, Mlp, Param};
+use std::sync::Arc;
+
+use crate::device::{Device, Mat};
+use crate::nn::{Activation, Mlp};
 
 /// The encoder `q(z | x)`, as written in RON.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -84,32 +86,25 @@ pub struct Codes {
 /// `q(z | x)`: an MLP reading `[x, ε]` (implicit) or `x` (Gaussian).
 pub struct Encoder {
     net: Mlp,
+    /// Columns of μ and of log σ in the Gaussian encoder's output.
+    halves: [Arc<[usize]>; 2],
     kind: EncoderKind,
     data_dim: usize,
     latent: usize,
     noise: usize,
 }
 
+crate::module!(Encoder { net as "" });
+
 /// `rows × cols` standard normal draws.
 pub fn normal(rng: &mut dyn RngCore, n: usize) -> Vec<f64> {
     (0..n).map(|_| StandardNormal.sample(&mut *rng)).collect()
 }
 
-/// A `rows × cols` 0/1 matrix picking `cols` consecutive columns starting
-/// at `from` (right-multiplying selects them).
-fn selection(g: &Graph, rows: usize, from: usize, cols: usize) -> Mat {
-    let mut s = vec![0.0; rows * cols];
-    for j in 0..cols {
-        s[(from + j) * cols + j] = 1.0;
-    }
-    g.constant(s, rows, cols)
-}
-
 impl Encoder {
     /// An encoder of `data_dim`-pixel images into `latent` dimensions.
     pub fn new(
-        dev: &Dev,
-        prefix: &str,
+        dev: &Device,
         data_dim: usize,
         latent: usize,
         kind: &EncoderKind,
@@ -128,7 +123,8 @@ impl Encoder {
         widths.extend(&net.hidden);
         widths.push(out);
         Self {
-            net: Mlp::new(dev, prefix, &widths, net.activation, rng),
+            net: Mlp::new(dev, &widths, net.activation, rng),
+            halves: [(0..latent).collect(), (latent..2 * latent).collect()],
             kind: kind.clone(),
             data_dim,
             latent,
@@ -139,16 +135,6 @@ impl Encoder {
     /// Whether the encoder is Gaussian (closed-form entropy).
     pub fn is_gaussian(&self) -> bool {
         self.kind == EncoderKind::Gaussian
-    }
-
-    /// The weights.
-    pub fn params(&self) -> Vec<&Param> {
-        self.net.params()
-    }
-
-    /// The weights, mutable.
-    pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.net.params_mut()
     }
 
     /// `k` codes for each of the `n` images in `x` (row-major `n × D`).
@@ -181,10 +167,8 @@ impl Encoder {
                 let input = g.constant(x.to_vec(), n, d);
                 let out = self.net.forward(g, &input);
                 let l = self.latent;
-                let sel_mu = selection(g, 2 * l, 0, l);
-                let sel_ls = selection(g, 2 * l, l, l);
-                let mu = g.matmul(&out, &sel_mu);
-                let log_sigma = g.matmul(&out, &sel_ls);
+                let mu = g.select_cols(&out, &self.halves[0]);
+                let log_sigma = g.select_cols(&out, &self.halves[1]);
                 // Repeat each image's μ and σ k times (row i·k + j).
                 let rep = repeat_each(g, n, k);
                 let mu_r = g.matmul(&rep, &mu);
@@ -218,11 +202,12 @@ pub struct Decoder {
     net: Mlp,
 }
 
+crate::module!(Decoder { net as "" });
+
 impl Decoder {
     /// A decoder of `latent`-dimensional codes into `data_dim` logits.
     pub fn new(
-        dev: &Dev,
-        prefix: &str,
+        dev: &Device,
         latent: usize,
         data_dim: usize,
         net: &NetConfig,
@@ -232,18 +217,8 @@ impl Decoder {
         widths.extend(&net.hidden);
         widths.push(data_dim);
         Self {
-            net: Mlp::new(dev, prefix, &widths, net.activation, rng),
+            net: Mlp::new(dev, &widths, net.activation, rng),
         }
-    }
-
-    /// The weights.
-    pub fn params(&self) -> Vec<&Param> {
-        self.net.params()
-    }
-
-    /// The weights, mutable.
-    pub fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.net.params_mut()
     }
 
     /// Logits `a` (`m × D`) of codes `z` (`m × latent`).
@@ -265,7 +240,7 @@ impl Decoder {
     /// graph (no tape): `∇_z = J_aᵀ (x − σ(a))`.
     pub fn log_likelihood_and_grad(
         &self,
-        dev: &Dev,
+        dev: &Device,
         z: &[f64],
         x: &[f64],
         m: usize,
@@ -274,8 +249,8 @@ impl Decoder {
         let d = self.net.output_dim();
         let mut g = Graph::inference(dev);
         let zm = g.constant(z.to_vec(), m, latent);
-        let (out, cache) = self.net.jet_cached(&mut g, Jet::constant(zm, 0), 1);
-        let a = device::to_host(&out.value);
+        let (out, cache) = self.net.jet_cached(&mut g, Jet::value(zm), 1);
+        let a = out.value.to_host();
         let mut ll = vec![0.0; m];
         let mut resid = vec![0.0; m * d];
         for r in 0..m {
@@ -288,7 +263,7 @@ impl Decoder {
             ll[r] = s;
         }
         let rm = g.constant(resid, m, d);
-        let grad = device::to_host(&self.net.vjp(&mut g, &cache, &rm));
+        let grad = self.net.vjp(&mut g, &cache, &rm).to_host();
         (ll, grad)
     }
 }

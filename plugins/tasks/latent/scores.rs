@@ -13,10 +13,9 @@
 use rand::RngCore;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Mat};
-use crate::model::ScoreModel;
-use crate::objective::{LossContext, Objective};
-use crate::projection::Projection;
+use crate::device::Mat;
+use crate::objective::LossContext;
+use crate::task::ScoreSource;
 
 /// Scores at the codes and the model's own training loss.
 pub struct ScoreEstimate {
@@ -50,11 +49,11 @@ fn with_context(z: &[f64], latent: usize, context: Option<(&[f64], usize, usize)
 /// * `groups`: the number of consecutive, equal groups of codes a fitted
 ///   estimator is refitted on (one per image for `q(z | x)`, 1 for the
 ///   aggregate `q(z)`).
-#[allow(clippy::too_many_arguments)]
+/// `context` is used only by a conditional score network (one whose
+/// `context_dim` is positive).
 pub fn estimate_scores(
     g: &mut Graph,
-    model: &mut dyn ScoreModel,
-    objective: Option<(&dyn Objective, &dyn Projection)>,
+    source: ScoreSource<'_>,
     rng: &mut dyn RngCore,
     z: &[f64],
     latent: usize,
@@ -62,36 +61,49 @@ pub fn estimate_scores(
     groups: usize,
 ) -> Result<ScoreEstimate, String> {
     let m = z.len() / latent;
-    if model.fits_from_samples() {
-        let per = m / groups;
-        let mut scores = Vec::with_capacity(z.len());
-        for (i, block) in z.chunks(per * latent).enumerate() {
-            model
-                .fit_samples(block)
-                .map_err(|e| format!("fitting `{i}`-th group of {per} codes: {e}"))?;
-            let mut inf = Graph::inference(g.dev());
-            let zm = inf.constant(block.to_vec(), per, latent);
-            scores.extend(device::to_host(&model.score(&mut inf, &zm)));
+    let (model, objective, projection) = match source {
+        ScoreSource::None => return Err("no score model to estimate the codes' scores with".into()),
+        ScoreSource::Fitted(estimator) => {
+            let per = m / groups;
+            let mut scores = Vec::with_capacity(z.len());
+            for (i, block) in z.chunks(per * latent).enumerate() {
+                let fitted = estimator
+                    .fit(g.dev(), block)
+                    .map_err(|e| format!("fitting `{i}`-th group of {per} codes: {e}"))?;
+                let mut inf = Graph::inference(g.dev());
+                let zm = inf.constant(block.to_vec(), per, latent);
+                scores.extend(fitted.score(&mut inf, &zm).to_host());
+            }
+            check_finite(&scores, latent)?;
+            return Ok(ScoreEstimate {
+                scores,
+                model_loss: None,
+            });
         }
-        check_finite(&scores, latent)?;
-        return Ok(ScoreEstimate {
-            scores,
-            model_loss: None,
-        });
-    }
-    let (objective, projection) =
-        objective.ok_or("a trained score model needs the experiment's objective")?;
+        ScoreSource::Trained {
+            model,
+            objective,
+            projection,
+        } => (model, objective, projection),
+    };
+    let context = if model.context_dim() > 0 {
+        context
+    } else {
+        None
+    };
     let width = latent + context.map_or(0, |c| c.1);
     let rows = with_context(z, latent, context);
     let scores = {
         let mut inf = Graph::inference(g.dev());
         let input = inf.constant(rows.clone(), m, width);
-        device::to_host(&model.score(&mut inf, &input))
+        model.score(&mut inf, &input).to_host()
     };
     check_finite(&scores, latent)?;
     let input = g.constant(rows, m, width);
     let mut ctx = LossContext { projection, rng };
-    let loss = objective.loss(g, &*model, &input, &mut ctx);
+    let loss = objective
+        .loss(g, model, &input, &mut ctx)
+        .map_err(|e| e.to_string())?;
     Ok(ScoreEstimate {
         scores,
         model_loss: Some(loss),

@@ -22,14 +22,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Dev, Mat};
+use crate::device::{Device, Mat};
 use crate::error::{require_positive, ConfigError};
-use crate::model::ScoreModel;
-use crate::nn::Param;
-use crate::objective::Objective;
-use crate::projection::Projection;
+use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
-use crate::task::{Artifact, Metrics, Split, Task};
+use crate::task::{Metrics, OwnTraining, ScoreSource, Task};
 
 use super::autoencoder::{half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
 use super::data::DataConfig;
@@ -87,38 +84,13 @@ pub struct Wae {
     last: Metrics,
 }
 
+crate::module!(Wae { ae as "wae" });
+
 impl Task for Wae {
-    fn dim(&self) -> usize {
-        self.ae.latent
-    }
+    crate::autoencoder_task_basics!();
 
-    fn describe(&self) -> String {
-        self.description.clone()
-    }
-
-    /// Codes of fresh training images (samples of the aggregated posterior).
-    fn train_batch(&mut self, rng: &mut dyn RngCore, batch_size: usize) -> Vec<f64> {
-        self.ae.code_sample(rng, batch_size)
-    }
-
-    fn evaluate(&self, _dev: &Dev, _model: &dyn ScoreModel, split: Split) -> Metrics {
-        self.ae.evaluate(split)
-    }
-
-    fn selection_metric(&self) -> &'static str {
-        "nll"
-    }
-
-    fn params(&self) -> Vec<&Param> {
-        self.ae.params()
-    }
-
-    fn params_mut(&mut self) -> Vec<&mut Param> {
-        self.ae.params_mut()
-    }
-
-    fn check_model(&self, model: &dyn ScoreModel) -> Result<(), ConfigError> {
-        if model.context_dim() > 0 {
+    fn check_model(&self, model: &ModelSlot) -> Result<(), ConfigError> {
+        if model.scorer().is_some_and(|m| m.context_dim() > 0) {
             return Err(ConfigError::new(
                 "model",
                 "wae scores the aggregated posterior q(z): the model takes no context",
@@ -126,42 +98,17 @@ impl Task for Wae {
         }
         Ok(())
     }
+}
 
+impl OwnTraining for Wae {
     fn train_loss(
         &mut self,
         g: &mut Graph,
-        model: &mut dyn ScoreModel,
-        objective: Option<(&dyn Objective, &dyn Projection)>,
-        rng: &mut dyn RngCore,
-        batch_size: usize,
-    ) -> Option<Result<Mat, String>> {
-        Some(self.loss(g, model, objective, rng, batch_size))
-    }
-
-    fn train_scalars(&self) -> Metrics {
-        self.last.clone()
-    }
-
-    fn artifacts(
-        &self,
-        _dev: &Dev,
-        _model: &dyn ScoreModel,
-        rng: &mut dyn RngCore,
-    ) -> Vec<Artifact> {
-        self.ae.artifacts(rng)
-    }
-}
-
-impl Wae {
-    fn loss(
-        &mut self,
-        g: &mut Graph,
-        model: &mut dyn ScoreModel,
-        objective: Option<(&dyn Objective, &dyn Projection)>,
+        scores: ScoreSource<'_>,
         rng: &mut dyn RngCore,
         n: usize,
     ) -> Result<Mat, String> {
-        if n < 2 && model.fits_from_samples() {
+        if n < 2 && matches!(scores, ScoreSource::Fitted(_)) {
             return Err("a kernel estimator of q(z) needs batch_size ≥ 2".into());
         }
         let b = self.ae.codes(g, rng, n, 1);
@@ -171,10 +118,10 @@ impl Wae {
         let per = g.sum_cols(&sq);
         let recon = g.mean_all(&per);
         self.last.clear();
-        self.last.insert("recon_sq".into(), device::scalar(&recon));
+        self.last.insert("recon_sq".into(), recon.scalar());
         let z = &b.codes.z;
-        let z_host = device::to_host(z);
-        let est = estimate_scores(g, model, objective, rng, &z_host, self.ae.latent, None, 1)?;
+        let z_host = z.to_host();
+        let est = estimate_scores(g, scores, rng, &z_host, self.ae.latent, None, 1)?;
         let prior = half_square_norm(g, z);
         let kl = score_dot(g, est.scores, z);
         let per = g.add(&prior, &kl);
@@ -182,20 +129,22 @@ impl Wae {
         let reg = g.scale(&reg, self.lambda);
         let mut loss = g.add(&recon, &reg);
         if let Some(l) = est.model_loss {
-            self.last
-                .insert("score_model_loss".into(), device::scalar(&l));
+            self.last.insert("score_model_loss".into(), l.scalar());
             loss = g.add(&loss, &l);
         }
         Ok(loss)
     }
+
+    fn train_scalars(&self) -> Metrics {
+        self.last.clone()
+    }
 }
 
 impl TaskConfig for WaeConfig {
-    fn build(&self, dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         require_positive("lambda", self.lambda)?;
         let ae = Autoencoder::build(
             AutoencoderSpec {
-                prefix: "wae",
                 data: &self.data,
                 latent_dim: self.latent_dim,
                 encoder: &self.encoder,

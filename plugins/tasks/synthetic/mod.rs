@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Dev};
+use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
 use crate::objective::exact_sm_per_point;
@@ -82,12 +82,12 @@ impl Synthetic {
 }
 
 /// Scores of `model` at row-major points, in chunks on an inference graph.
-pub fn model_scores(dev: &Dev, model: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
+pub fn model_scores(dev: &Device, model: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
     let mut out = Vec::with_capacity(x.len());
     for chunk in x.chunks(EVAL_ROWS * dim) {
         let mut g = Graph::inference(dev);
         let m = g.constant(chunk.to_vec(), chunk.len() / dim, dim);
-        out.extend(device::to_host(&model.score(&mut g, &m)));
+        out.extend(model.score(&mut g, &m).to_host());
     }
     out
 }
@@ -110,6 +110,8 @@ pub fn fisher_metrics(model_scores: &[f64], true_scores: &[f64], dim: usize) -> 
     m.insert("sm_loss_optimum".into(), -0.5 * norm / n);
     m
 }
+
+crate::module!(Synthetic {});
 
 impl Task for Synthetic {
     fn dim(&self) -> usize {
@@ -143,7 +145,10 @@ impl Task for Synthetic {
         out
     }
 
-    fn evaluate(&self, dev: &Dev, model: &dyn ScoreModel, split: Split) -> Metrics {
+    fn evaluate(&self, dev: &Device, model: Option<&dyn ScoreModel>, split: Split) -> Metrics {
+        let Some(model) = model else {
+            return Metrics::new();
+        };
         let x = self.split(split);
         let d = self.dim;
         let truth = targets::scores(&*self.target, x);
@@ -164,7 +169,7 @@ impl Task for Synthetic {
 }
 
 impl TaskConfig for SyntheticConfig {
-    fn build(&self, _dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, _dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         if !self.fresh_samples {
             require_at_least("train_size", self.train_size, 1)?;
         }

@@ -17,7 +17,7 @@ use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
 use crate::autodiff::Graph;
-use crate::device::{self, Dev};
+use crate::device::Device;
 use crate::model::ScoreModel;
 
 /// Rows evaluated at once.
@@ -48,14 +48,19 @@ pub struct LikelihoodEstimate {
 
 /// `log p̃` of every row of row-major `x` (`n × dim`), in chunks on an
 /// inference graph; `None` when the model has no log-density.
-pub fn log_densities(dev: &Dev, model: &dyn ScoreModel, x: &[f64], dim: usize) -> Option<Vec<f64>> {
+pub fn log_densities(
+    dev: &Device,
+    model: &dyn ScoreModel,
+    x: &[f64],
+    dim: usize,
+) -> Option<Vec<f64>> {
     let mut out = Vec::with_capacity(x.len() / dim);
     for chunk in x.chunks(CHUNK_ROWS * dim) {
         let mut g = Graph::inference(dev);
         let rows = chunk.len() / dim;
         let m = g.constant(chunk.to_vec(), rows, dim);
-        let lp = model.log_density(&mut g, &m)?;
-        out.extend(device::to_host(&lp));
+        let lp = model.as_energy()?.log_density(&mut g, &m);
+        out.extend(lp.to_host());
     }
     Some(out)
 }
@@ -106,14 +111,14 @@ fn log_mean_stderr(log_w: &[f64]) -> f64 {
 /// `None` when the model has no log-density or no proposal, the proposal
 /// does not match `dim` or is degenerate, or `x` or `samples` is empty.
 pub fn estimate(
-    dev: &Dev,
+    dev: &Device,
     model: &dyn ScoreModel,
     x: &[f64],
     dim: usize,
     samples: usize,
     rng: &mut dyn RngCore,
 ) -> Option<LikelihoodEstimate> {
-    let q = model.importance_proposal()?;
+    let q = model.as_energy()?.importance_proposal()?;
     if q.mean.len() != dim || !(q.std.is_finite() && q.std > 0.0) || samples == 0 || x.is_empty() {
         return None;
     }

@@ -29,7 +29,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
-use crate::device::Dev;
+use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
 use crate::experiment::derive_seed;
 use crate::model::ScoreModel;
@@ -261,6 +261,8 @@ impl Tabular {
     }
 }
 
+crate::module!(Tabular {});
+
 impl Task for Tabular {
     fn dim(&self) -> usize {
         self.dim
@@ -280,7 +282,10 @@ impl Task for Tabular {
         out
     }
 
-    fn evaluate(&self, dev: &Dev, model: &dyn ScoreModel, split: Split) -> Metrics {
+    fn evaluate(&self, dev: &Device, model: Option<&dyn ScoreModel>, split: Split) -> Metrics {
+        let Some(model) = model else {
+            return Metrics::new();
+        };
         let x = self.split(split);
         let d = self.dim;
         let mut m = Metrics::new();
@@ -337,7 +342,7 @@ impl Task for Tabular {
 }
 
 impl TaskConfig for TabularConfig {
-    fn build(&self, _dev: &Dev, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
+    fn build(&self, _dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         let prepared = self.prepare(rng)?;
         let seed = rng.next_u64();
         Ok(Box::new(Tabular::new(

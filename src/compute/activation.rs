@@ -1,0 +1,249 @@
+//! Smooth activations and their derivatives up to third order, as scalar
+//! functions generic over the element type.
+//!
+//! Score matching differentiates a model twice in its input and the loss
+//! once more in θ, so an activation `f` must give `f, f', f''` for the jets
+//! and `f'''` for the backward pass of the second-order jet. ReLU is absent
+//! on purpose: its second derivative vanishes almost everywhere.
+
+use serde::{Deserialize, Serialize};
+
+use super::float::Float;
+
+/// An elementwise nonlinearity usable in score-matching models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum Activation {
+    /// `ln(1 + eˣ)`.
+    #[default]
+    Softplus,
+    /// `tanh x`.
+    Tanh,
+    /// `x` for `x > 0`, `eˣ − 1` otherwise (second derivative jumps at 0).
+    Elu,
+    /// `x·σ(x)` (a.k.a. SiLU).
+    Swish,
+    /// Logistic `σ(x)`.
+    Sigmoid,
+}
+
+impl Activation {
+    /// Every activation, for tests and help texts.
+    pub const ALL: [Activation; 5] = [
+        Activation::Softplus,
+        Activation::Tanh,
+        Activation::Elu,
+        Activation::Swish,
+        Activation::Sigmoid,
+    ];
+
+    /// The highest derivative order [`Activation::derivs`] gives.
+    pub const MAX_ORDER: usize = 3;
+
+    /// `[f(a), f'(a), f''(a), f'''(a)]`.
+    #[inline(always)]
+    pub fn derivs<T: Float>(self, a: T) -> [T; 4] {
+        with_act!(self, A => A::derivs(a))
+    }
+
+    /// `f⁽ᵏ⁾(a)` for `k ≤ 3`.
+    #[inline(always)]
+    pub fn derivative<T: Float>(self, a: T, k: usize) -> T {
+        self.derivs(a)[k]
+    }
+}
+
+/// One activation as a type, so kernels can be compiled for it alone
+/// (a `match` inside a loop would keep the loop from vectorizing).
+pub trait ActFn {
+    /// `[f(a), f'(a), f''(a), f'''(a)]`.
+    fn derivs<T: Float>(a: T) -> [T; 4];
+}
+
+/// Runs `$body` with `$A` bound to the [`ActFn`] type of the activation.
+macro_rules! with_act {
+    ($act:expr, $A:ident => $body:expr) => {
+        match $act {
+            $crate::compute::activation::Activation::Softplus => {
+                type $A = $crate::compute::activation::SoftplusFn;
+                $body
+            }
+            $crate::compute::activation::Activation::Tanh => {
+                type $A = $crate::compute::activation::TanhFn;
+                $body
+            }
+            $crate::compute::activation::Activation::Elu => {
+                type $A = $crate::compute::activation::EluFn;
+                $body
+            }
+            $crate::compute::activation::Activation::Swish => {
+                type $A = $crate::compute::activation::SwishFn;
+                $body
+            }
+            $crate::compute::activation::Activation::Sigmoid => {
+                type $A = $crate::compute::activation::SigmoidFn;
+                $body
+            }
+        }
+    };
+}
+pub(crate) use with_act;
+
+macro_rules! act_fns {
+    ($($name:ident),*) => {
+        $(
+            #[doc = concat!("[`Activation::", stringify!($name), "`] as an [`ActFn`].")]
+            #[derive(Debug, Clone, Copy)]
+            pub struct $name;
+        )*
+    };
+}
+act_fns!(SoftplusFn, TanhFn, EluFn, SwishFn, SigmoidFn);
+
+impl ActFn for SoftplusFn {
+    #[inline(always)]
+    fn derivs<T: Float>(a: T) -> [T; 4] {
+        derivs_of(Activation::Softplus, a)
+    }
+}
+impl ActFn for TanhFn {
+    #[inline(always)]
+    fn derivs<T: Float>(a: T) -> [T; 4] {
+        derivs_of(Activation::Tanh, a)
+    }
+}
+impl ActFn for EluFn {
+    #[inline(always)]
+    fn derivs<T: Float>(a: T) -> [T; 4] {
+        derivs_of(Activation::Elu, a)
+    }
+}
+impl ActFn for SwishFn {
+    #[inline(always)]
+    fn derivs<T: Float>(a: T) -> [T; 4] {
+        derivs_of(Activation::Swish, a)
+    }
+}
+impl ActFn for SigmoidFn {
+    #[inline(always)]
+    fn derivs<T: Float>(a: T) -> [T; 4] {
+        derivs_of(Activation::Sigmoid, a)
+    }
+}
+
+/// The formulas, by activation (called with a constant `act`, so the
+/// `match` folds away).
+#[inline(always)]
+fn derivs_of<T: Float>(act: Activation, a: T) -> [T; 4] {
+    let one = T::ONE;
+    let two = T::from_f64(2.0);
+    {
+        match act {
+            Activation::Softplus => {
+                // e = e^{−|a|} ∈ (0, 1]: every quantity below is formed
+                // without cancellation for either sign of a.
+                let e = (-a.abs()).exp();
+                let ope = one + e;
+                let inv = one / ope;
+                let pos = a >= T::ZERO;
+                let s = if pos { inv } else { e * inv };
+                let relu = if pos { a } else { T::ZERO };
+                let q = e * inv * inv; // s(1 − s)
+                let u = if pos {
+                    (e - one) * inv
+                } else {
+                    (one - e) * inv
+                }; // 1 − 2s
+                [relu + e.ln_1p(), s, q, q * u]
+            }
+            Activation::Tanh => {
+                let t = a.tanh();
+                let f1 = one - t * t;
+                let f2 = -two * t * f1;
+                let f3 = -two * f1 * (one - T::from_f64(3.0) * t * t);
+                [t, f1, f2, f3]
+            }
+            Activation::Sigmoid => {
+                let e = (-a.abs()).exp();
+                let inv = one / (one + e);
+                let pos = a >= T::ZERO;
+                let s = if pos { inv } else { e * inv };
+                let q = e * inv * inv;
+                let u = if pos {
+                    (e - one) * inv
+                } else {
+                    (one - e) * inv
+                };
+                [s, q, q * u, q * (one - T::from_f64(6.0) * q)]
+            }
+            Activation::Swish => {
+                let e = (-a.abs()).exp();
+                let inv = one / (one + e);
+                let pos = a >= T::ZERO;
+                let s = if pos { inv } else { e * inv };
+                let q = e * inv * inv;
+                let u = if pos {
+                    (e - one) * inv
+                } else {
+                    (one - e) * inv
+                };
+                let f1 = s + a * q;
+                let f2 = q * (two + a * u);
+                let f3 = q * (T::from_f64(3.0) * u + a * u * u - two * a * q);
+                [a * s, f1, f2, f3]
+            }
+            Activation::Elu => {
+                if a > T::ZERO {
+                    [a, one, T::ZERO, T::ZERO]
+                } else {
+                    let e = a.exp();
+                    [e - one, e, e, e]
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_finite_differences_of_the_order_below() {
+        for act in Activation::ALL {
+            for &a in &[-7.3, -2.0, -0.4, 0.3, 1.1, 4.5, 9.0] {
+                let d = act.derivs::<f64>(a);
+                let h = 1e-6;
+                let p = act.derivs::<f64>(a + h);
+                let m = act.derivs::<f64>(a - h);
+                for k in 0..3 {
+                    let fd = (p[k] - m[k]) / (2.0 * h);
+                    assert!(
+                        (fd - d[k + 1]).abs() <= 1e-6 * (1.0 + fd.abs()),
+                        "{act:?} f^({}) at {a}: {} vs finite difference {fd}",
+                        k + 1,
+                        d[k + 1]
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_and_f64_agree() {
+        for act in Activation::ALL {
+            for &a in &[-20.0, -3.0, -0.5, 0.0, 0.7, 2.5, 15.0] {
+                let d64 = act.derivs::<f64>(a);
+                let d32 = act.derivs::<f32>(a as f32);
+                for k in 0..4 {
+                    let tol = 2e-6 * (1.0 + d64[k].abs());
+                    assert!(
+                        (d32[k] as f64 - d64[k]).abs() <= tol,
+                        "{act:?} f^({k})({a}): f32 {} vs f64 {}",
+                        d32[k],
+                        d64[k]
+                    );
+                }
+            }
+        }
+    }
+}
