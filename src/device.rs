@@ -224,6 +224,11 @@ impl Mat {
         self.buf.precision()
     }
 
+    /// The backend the values live on.
+    pub fn backend(&self) -> Backend {
+        self.buf.backend()
+    }
+
     /// The values, row-major, as `f64`.
     pub fn to_host(&self) -> Vec<f64> {
         self.buf.to_host()

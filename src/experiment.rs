@@ -382,9 +382,7 @@ impl Experiment {
         objective: Option<Box<dyn Objective>>,
         projection: Option<Box<dyn Projection>>,
     ) -> Result<Built, ConfigError> {
-        let trainable = model
-            .scorer()
-            .map_or(0, |m| crate::nn::module::num_trainable(m))
+        let trainable = model.scorer().map_or(0, crate::nn::module::num_trainable)
             * usize::from(!model.is_fitted_kind())
             + crate::nn::module::num_trainable(&*task);
         if self.iterations == 0 && trainable > 0 {

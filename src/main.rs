@@ -252,7 +252,7 @@ fn run(cli: Cli) -> Result<()> {
                     built
                         .model
                         .scorer()
-                        .map_or(0, |m| slicedscore::nn::module::num_trainable(m))
+                        .map_or(0, slicedscore::nn::module::num_trainable)
                         + slicedscore::nn::module::num_trainable(&*built.task),
                     exp.objective_name(),
                     exp.projection_name()

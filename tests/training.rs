@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::{num, read_json, write_file, ExpSpec};
 use serde_json::Value;
+use slicedscore::autodiff::Graph;
 use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
 use slicedscore::logging::event_reader::{find_event_files, read_scalars, ScalarEvent};
@@ -312,6 +313,38 @@ fn quickstart_learns_the_mixture_score() {
     assert_eq!(
         std::fs::read_to_string(dir.join(EXPERIMENT_COPY)).unwrap(),
         std::fs::read_to_string(&file).unwrap()
+    );
+    // The quickstart trains in f32 (the default), and its checkpoint says so
+    // and loads into an f64 model with the same scores to f32 accuracy.
+    let ckpt = Checkpoint::read(&dir.join(BEST_CHECKPOINT)).unwrap();
+    assert_eq!(ckpt.precision().unwrap(), Precision::F32);
+    let loaded = load_model(&dir, Which::Best).unwrap();
+    assert_eq!(loaded.dev.precision(), Precision::F32);
+    let exp = Experiment::load(&dir.join(EXPERIMENT_COPY)).unwrap();
+    let d64 = Device::cpu(Precision::F64);
+    let mut m64 = exp.build_model(&d64, 2).unwrap();
+    ckpt.load_params(&d64, &mut m64).unwrap();
+    let x: Vec<f64> = (0..40).map(|i| (i as f64 * 0.37).sin() * 2.0).collect();
+    let s32 = {
+        let mut g = Graph::inference(&loaded.dev);
+        loaded
+            .model
+            .score(&mut g, &loaded.dev.mat(&x, 20, 2))
+            .to_host()
+    };
+    let s64 = {
+        let mut g = Graph::inference(&d64);
+        m64.scorer()
+            .unwrap()
+            .score(&mut g, &d64.mat(&x, 20, 2))
+            .to_host()
+    };
+    common::assert_close(
+        &s32,
+        &s64,
+        1e-4,
+        1e-2,
+        "f32 and f64 scores of one checkpoint",
     );
 
     // sm_loss − sm_loss_optimum estimates the Fisher divergence without

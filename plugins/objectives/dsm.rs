@@ -71,16 +71,16 @@ impl Objective for Dsm {
         let eps: Vec<f64> = (0..rows * d)
             .map(|_| StandardNormal.sample(&mut *ctx.rng))
             .collect();
-        let mut shift = vec![0.0; rows * width];
-        for (row, e) in shift.chunks_mut(width).zip(eps.chunks(d)) {
-            for (a, e) in row.iter_mut().zip(e) {
-                *a = self.sigma * e;
-            }
-        }
-        let target: Vec<f64> = eps.iter().map(|e| e / self.sigma).collect();
-        let shift = g.constant(shift, rows, width);
+        let eps = g.constant(eps, rows, d);
+        let shift = g.scale(&eps, self.sigma);
+        let shift = if width == d {
+            shift
+        } else {
+            let own: std::sync::Arc<[usize]> = (0..d).collect();
+            g.scatter_cols(&shift, &own, width)
+        };
         let xt = g.add(&xr, &shift);
-        let target = g.constant(target, rows, d);
+        let target = g.scale(&eps, 1.0 / self.sigma);
         let s = model.score(g, &xt);
         let r = g.add(&s, &target);
         let r2 = g.square(&r);

@@ -134,7 +134,7 @@ impl Jet {
     pub fn along(x: Mat, v: Mat, kind: JetKind) -> Self {
         let n = x.rows();
         assert!(
-            n > 0 && v.rows() % n == 0 && v.cols() == x.cols(),
+            n > 0 && v.rows().is_multiple_of(n) && v.cols() == x.cols(),
             "Jet::along: directions {:?} for input {:?}",
             v.shape(),
             x.shape()

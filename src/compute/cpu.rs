@@ -57,6 +57,37 @@ pub fn matmul<T: Float>(
         }
         return;
     }
+    // SAFETY: see `matmul_into`.
+    unsafe { matmul_into(m, k, n, a, ta, b, tb, out.as_mut_ptr(), accumulate) }
+}
+
+/// `matmul` into `m × n` values at `out`, which need not be initialized
+/// unless `accumulate`.
+///
+/// # Safety
+/// `out` must be valid for `m·n` writes (and reads, with `accumulate`) and
+/// not overlap `a` or `b`; `a` and `b` must hold `m·k` and `k·n` values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn matmul_into<T: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    ta: bool,
+    b: &[T],
+    tb: bool,
+    out: *mut T,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            std::ptr::write_bytes(out, 0, m * n);
+        }
+        return;
+    }
     let (a_rs, a_cs) = if ta { (1, m as isize) } else { (k as isize, 1) };
     let (b_rs, b_cs) = if tb { (1, k as isize) } else { (n as isize, 1) };
     let parallelism = if m * n * k >= PARALLEL_WORK {
@@ -65,14 +96,15 @@ pub fn matmul<T: Float>(
         gemm::Parallelism::None
     };
     // SAFETY: the slices hold exactly the m×k, k×n and m×n elements the
-    // strides address (checked above), `out` does not alias the inputs (it
-    // is a distinct `&mut`), and `T` is f32 or f64, which gemm supports.
+    // strides address (the caller's contract), `out` does not alias the
+    // inputs, gemm writes every output without reading it unless
+    // `accumulate`, and `T` is f32 or f64, which gemm supports.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            out.as_mut_ptr(),
+            out,
             1,
             n as isize,
             accumulate,

@@ -217,7 +217,7 @@ pub fn exp_f32(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 5e-1;
     let y = p * r * r + r + 1.0;
     // n ∈ [−126, 128]: 2ⁿ from its exponent field, with n = 128 as 2¹²⁷·2.
     let ni = n as i32;
@@ -254,7 +254,7 @@ pub fn ln_f32(x: f32) -> f32 {
     y = y * t - 1.666_805_8e-1;
     y = y * t + 2.000_071_4e-1;
     y = y * t - 2.499_999_4e-1;
-    y = y * t + 3.333_333_1e-1;
+    y = y * t + 3.333_333e-1;
     y *= t * z;
     y += -2.121_944_4e-4 * ef;
     y += -0.5 * z;
@@ -297,10 +297,10 @@ pub fn tanh_f32(x: f32) -> f32 {
     let a = x.abs();
     let z = x * x;
     let mut p = -5.704_988_7e-3_f32;
-    p = p * z + 2.063_908_9e-2;
+    p = p * z + 2.063_909e-2;
     p = p * z - 5.373_971_6e-2;
     p = p * z + 1.333_144_2e-1;
-    p = p * z - 3.333_328_2e-1;
+    p = p * z - 3.333_328e-1;
     let small = p * z * x + x;
     let big = 1.0 - 2.0 / (exp_f32(a + a) + 1.0);
     let big = if x < 0.0 { -big } else { big };

@@ -124,7 +124,7 @@ impl Bcast {
             Bcast::Row => b == (1, a.1),
             Bcast::Col => b == (a.0, 1),
             Bcast::Scalar => b == (1, 1),
-            Bcast::Blocks => b.1 == a.1 && b.0 > 0 && a.0 % b.0 == 0,
+            Bcast::Blocks => b.1 == a.1 && b.0 > 0 && a.0.is_multiple_of(b.0),
         };
         if ok {
             Ok(())
@@ -280,6 +280,14 @@ impl Buf {
         }
     }
 
+    /// The backend the storage lives on.
+    pub fn backend(&self) -> Backend {
+        match self {
+            Buf::F32(_) | Buf::F64(_) => Backend::Cpu,
+            Buf::Dfdx(d) => d.backend(),
+        }
+    }
+
     /// Whether this storage belongs to `dev` (same backend and precision).
     pub fn matches(&self, dev: &Device) -> bool {
         match self {
@@ -330,8 +338,14 @@ pub fn matmul(a: &Mat, ta: bool, b: &Mat, tb: bool) -> Mat {
     let (k2, n) = if tb { (b.cols(), b.rows()) } else { b.shape() };
     assert_eq!(k, k2, "matmul: {m}×{k} times {k2}×{n}");
     let buf = dispatch!(a, b; <T> |x, y| {
-        let mut o = zeros::<T>(m * n);
-        cpu::matmul(m, k, n, x, ta, y, tb, &mut o, false);
+        assert_eq!((x.len(), y.len()), (m * k, k * n), "matmul: buffer sizes");
+        let mut o: Vec<T> = Vec::with_capacity(m * n);
+        // SAFETY: `o` has room for m·n values, which the product writes
+        // without reading; the inputs hold m·k and k·n values.
+        unsafe {
+            cpu::matmul_into(m, k, n, x, ta, y, tb, o.as_mut_ptr(), false);
+            o.set_len(m * n);
+        }
         o
     }; |x, y| reference::matmul(x, ta, y, tb));
     out(m, n, buf)
@@ -344,9 +358,9 @@ pub fn affine(x: &Mat, w: &Mat, b: &Mat) -> Mat {
     assert_eq!(k, k2, "affine: {m}×{k} input, {k2}×{n} weight");
     assert_eq!(b.shape(), (1, n), "affine: bias must be 1×{n}");
     let buf = dispatch!(x, w, b; <T> |xv, wv, bv| {
-        let mut o = zeros::<T>(m * n);
-        for row in o.chunks_exact_mut(n.max(1)) {
-            row.copy_from_slice(bv);
+        let mut o: Vec<T> = Vec::with_capacity(m * n);
+        for _ in 0..m {
+            o.extend_from_slice(bv);
         }
         cpu::matmul(m, k, n, xv, false, wv, false, &mut o, true);
         o
@@ -649,7 +663,7 @@ pub fn jet_tangent(
 ) -> (Mat, Option<Mat>) {
     let (n, k) = f1.shape();
     assert!(
-        t.cols() == k && t.rows() % n.max(1) == 0,
+        t.cols() == k && t.rows().is_multiple_of(n.max(1)),
         "jet_tangent: tangents {:?} for a {n}×{k} value",
         t.shape()
     );

@@ -27,6 +27,7 @@ pub struct DfdxDevices {
 
 impl DfdxDevices {
     /// Opens what `backend` needs.
+    #[allow(clippy::needless_update)] // the CUDA field exists in `cuda` builds
     pub fn open(backend: Backend) -> Result<Self, DeviceError> {
         match backend {
             Backend::Cpu => Ok(Self::default()),

@@ -345,8 +345,8 @@ impl<'e> Loop<'e> {
         let iterations = exp.iterations as u64;
         let bs = exp.batch_size;
         let selection = self.built.task.selection_metric();
-        let parameters = self.built.model.scorer().map_or(0, |m| num_trainable(m))
-            + num_trainable(&*self.built.task);
+        let parameters =
+            self.built.model.scorer().map_or(0, num_trainable) + num_trainable(&*self.built.task);
         tracing::info!(
             "{}: {} | model {} ({} parameters) | objective {} | projection {} | device {}",
             exp.name,

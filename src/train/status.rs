@@ -47,6 +47,7 @@ impl RunStatus {
                 "run_dir": run_dir.display().to_string(),
                 "seed": exp.seed,
                 "device": exp.device().map(|d| d.name()).unwrap_or_default(),
+                "precision": exp.precision.name(),
                 "task": exp.task.name,
                 "dim": dim,
                 "model": exp.model_name(),

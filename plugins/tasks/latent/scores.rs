@@ -49,6 +49,7 @@ fn with_context(z: &[f64], latent: usize, context: Option<(&[f64], usize, usize)
 /// * `groups`: the number of consecutive, equal groups of codes a fitted
 ///   estimator is refitted on (one per image for `q(z | x)`, 1 for the
 ///   aggregate `q(z)`).
+///
 /// `context` is used only by a conditional score network (one whose
 /// `context_dim` is positive).
 pub fn estimate_scores(
