@@ -1,0 +1,92 @@
+//! The `slicedscore` command line as a library function, so a program that
+//! links its own plugin crate gets every command with its components:
+//!
+//! ```no_run
+//! // In a plugin crate's binary: `use my_plugins as _;` links the plugins.
+//! fn main() -> std::process::ExitCode {
+//!     slicedscore::cli::main()
+//! }
+//! ```
+//!
+//! Data flow: [`main`] sets up logging to stderr, parses the arguments with
+//! `clap` into one [`Command`], and hands it to the command's own module
+//! (`run`, `check`/`list`, `score`, `sweep`/`report`, `bench`), each of which
+//! calls the library and prints its result. An error goes to stderr with a
+//! non-zero exit status.
+
+mod bench;
+mod check;
+mod run;
+mod score;
+mod sweep;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Score matching experiments from RON files.
+#[derive(Parser)]
+#[command(name = "slicedscore", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// One command.
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train the experiment in FILE; writes logs/<name>/<timestamp>/.
+    Run(run::RunArgs),
+    /// Validate experiment files (parse and build every component) without training.
+    Check(check::CheckArgs),
+    /// List every registered task, model, objective and projection.
+    List,
+    /// Print a trained model's score at each row of a CSV file, as CSV.
+    Score(score::ScoreArgs),
+    /// Run every experiment file once per seed and print mean ± standard error
+    /// of the test metrics; writes logs/sweeps/<timestamp>/summary.{csv,json}.
+    Sweep(sweep::SweepArgs),
+    /// Print the sweep table (mean ± standard error) from runs that already
+    /// finished: each DIR is a run folder or an experiment's folder of runs
+    /// (logs/<name>/), one table row each. Trains nothing.
+    Report(sweep::ReportArgs),
+    /// Benchmarks.
+    Bench {
+        /// Which benchmark.
+        #[command(subcommand)]
+        which: bench::BenchCommand,
+    },
+}
+
+/// Parses the process arguments, runs the command, and returns the exit
+/// status (errors are printed to stderr).
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    match run_command(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command.
+pub fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(a) => run::run(a),
+        Command::Check(a) => check::check(a),
+        Command::List => check::list(),
+        Command::Score(a) => score::score(a),
+        Command::Sweep(a) => sweep::sweep(a),
+        Command::Report(a) => sweep::report(a),
+        Command::Bench { which } => bench::bench(which),
+    }
+}
