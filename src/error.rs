@@ -87,3 +87,14 @@ pub enum ExperimentError {
         source: ConfigError,
     },
 }
+
+/// The message of a caught panic (`""` when it carries none).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        String::new()
+    }
+}

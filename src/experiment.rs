@@ -47,7 +47,7 @@ impl DeviceChoice {
 }
 
 /// The optimizer and its settings.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub enum OptimizerConfig {
     /// Adam (Kingma & Ba) with bias correction.
@@ -122,7 +122,7 @@ impl OptimizerConfig {
 }
 
 /// One experiment, as written in a RON file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Experiment {
     /// Name of the run folder under `logs/` (letters, digits, `-`, `_`, `.`).
@@ -147,15 +147,30 @@ pub struct Experiment {
     pub task: Component<dyn TaskConfig>,
     /// The score model; left out only for a task that uses none (see
     /// [`Task::uses_model`]).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        serialize_with = "written",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub model: Option<Component<dyn ModelConfig>>,
     /// The training loss; needed when the model is trained (not for a kernel
     /// estimator fitted from samples, or a task without a model).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        serialize_with = "written",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub objective: Option<Component<dyn ObjectiveConfig>>,
     /// Distribution of projection directions (used by sliced objectives);
     /// given exactly when `objective` is.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        serialize_with = "written",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub projection: Option<Component<dyn ProjectionConfig>>,
     /// Optimizer and learning rate.
     pub optimizer: OptimizerConfig,
@@ -202,6 +217,19 @@ where
     Component::<C>::deserialize(d).map(Some)
 }
 
+/// Writes a present component bare (the form [`present`] reads).
+fn written<S, C>(c: &Option<Component<C>>, s: S) -> Result<S::Ok, S::Error>
+where
+    S: serde::Serializer,
+    C: ?Sized + crate::registry::ComponentKind + serde::Serialize,
+{
+    match c {
+        Some(c) => c.serialize(s),
+        None => s.serialize_none(),
+    }
+}
+
+/// The seed of random stream `stream` of a run seeded `seed` (SplitMix64).
 pub fn derive_seed(seed: u64, stream: u64) -> u64 {
     // SplitMix64 finaliser over (seed, stream).
     let mut z = seed ^ stream.wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -236,6 +264,16 @@ impl Experiment {
             source,
         })?;
         Ok(exp)
+    }
+
+    /// The experiment as RON text that [`Experiment::parse`] reads back to an
+    /// equal experiment (every setting written out, defaults included).
+    pub fn to_ron(&self) -> String {
+        let cfg = ron::ser::PrettyConfig::new()
+            .struct_names(false)
+            .depth_limit(4);
+        let body = ron::ser::to_string_pretty(self, cfg).expect("experiment settings serialize");
+        format!("Experiment{body}\n")
     }
 
     /// Reads and parses an experiment file.

@@ -34,6 +34,7 @@ pub mod compute;
 pub mod device;
 pub mod error;
 pub mod experiment;
+pub mod format;
 pub mod image_data;
 pub mod kernels;
 pub mod linalg;

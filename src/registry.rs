@@ -24,8 +24,9 @@ use crate::objective::Objective;
 use crate::projection::Projection;
 use crate::task::Task;
 
-/// Settings of a task plugin, parsed from RON.
-pub trait TaskConfig: fmt::Debug {
+/// Settings of a task plugin, parsed from RON (and written back, so an
+/// experiment is a typed value that serializes to RON).
+pub trait TaskConfig: fmt::Debug + erased_serde::Serialize {
     /// Validates the settings, loads or generates the data (drawing from
     /// `rng`, the experiment's data stream) and initialises any networks the
     /// task trains itself on `dev`.
@@ -53,8 +54,8 @@ impl BuiltModel {
     }
 }
 
-/// Settings of a model plugin, parsed from RON.
-pub trait ModelConfig: fmt::Debug {
+/// Settings of a model plugin, parsed from RON (and written back).
+pub trait ModelConfig: fmt::Debug + erased_serde::Serialize {
     /// Validates the settings and initialises a model for data of dimension `dim`.
     fn build(
         &self,
@@ -80,14 +81,14 @@ pub trait ModelConfig: fmt::Debug {
     }
 }
 
-/// Settings of an objective plugin, parsed from RON.
-pub trait ObjectiveConfig: fmt::Debug {
+/// Settings of an objective plugin, parsed from RON (and written back).
+pub trait ObjectiveConfig: fmt::Debug + erased_serde::Serialize {
     /// Validates the settings and makes the objective.
     fn build(&self) -> Result<Box<dyn Objective>, ConfigError>;
 }
 
-/// Settings of a projection plugin, parsed from RON.
-pub trait ProjectionConfig: fmt::Debug {
+/// Settings of a projection plugin, parsed from RON (and written back).
+pub trait ProjectionConfig: fmt::Debug + erased_serde::Serialize {
     /// Validates the settings and makes the projection.
     fn build(&self) -> Result<Box<dyn Projection>, ConfigError>;
 }
@@ -108,6 +109,11 @@ pub struct Plugin<C: ?Sized + 'static> {
     /// The settings parser.
     pub parse: ParseFn<C>,
 }
+
+erased_serde::serialize_trait_object!(TaskConfig);
+erased_serde::serialize_trait_object!(ModelConfig);
+erased_serde::serialize_trait_object!(ObjectiveConfig);
+erased_serde::serialize_trait_object!(ProjectionConfig);
 
 inventory::collect!(Plugin<dyn TaskConfig>);
 inventory::collect!(Plugin<dyn ModelConfig>);
@@ -212,6 +218,16 @@ impl<'de, C: ?Sized + ComponentKind> Visitor<'de> for ComponentVisitor<C> {
             )));
         }
         Ok(Component { name, config })
+    }
+}
+
+/// Writes the one-entry map `{"name": (settings)}` an experiment file holds.
+impl<C: ?Sized + ComponentKind + serde::Serialize> serde::Serialize for Component<C> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(1))?;
+        m.serialize_entry(&self.name, &*self.config)?;
+        m.end()
     }
 }
 

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use slicedscore::autodiff::Graph;
 use slicedscore::error::ConfigError;
 use slicedscore::objective::exact_sm_loss;
@@ -18,7 +18,7 @@ use slicedscore::registry::{names, ProjectionConfig};
 
 /// A deliberately wrong projection (unit sphere: E[vvᵀ] = I/D), registered
 /// from this test crate as a user's plugin would be.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UnitSphereConfig {}
 struct UnitSphere;

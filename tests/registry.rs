@@ -244,3 +244,36 @@ fn cuda_and_needs_data_experiment_files_parse() {
     }
     assert!(count >= 16, "found {count} files");
 }
+
+#[test]
+fn every_experiment_file_serializes_back_to_an_equal_experiment() {
+    // A typed experiment writes itself as RON that parses back to the same
+    // value (written out again identically), and builds the same way.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    let mut files = Vec::new();
+    // (The CUDA files are refused by a CPU build at validation.)
+    for dir in [root.clone(), root.join("needs-data")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.path().extension().is_some_and(|x| x == "ron") {
+                files.push(e.path());
+            }
+        }
+    }
+    assert!(files.len() > 20, "experiment files: {}", files.len());
+    for path in files {
+        let exp = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let text = exp.to_ron();
+        let again = Experiment::parse(&text, &path)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+        assert_eq!(again.to_ron(), text, "{}", path.display());
+        assert_eq!(
+            format!("{again:?}"),
+            format!("{exp:?}"),
+            "{}",
+            path.display()
+        );
+    }
+}

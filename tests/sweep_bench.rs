@@ -7,7 +7,8 @@ use std::process::Command;
 
 use slicedscore::bench::{self, ScalingDefaults, ScalingOptions};
 use slicedscore::experiment::Experiment;
-use slicedscore::sweep::{format_mean_se, run_sweep, text_with_seed, Cell, SweepOptions};
+use slicedscore::format::format_mean_se;
+use slicedscore::sweep::{run_sweep, Cell, SweepOptions};
 
 const DEFAULTS: &str = include_str!("../benches/scaling_defaults.ron");
 
@@ -193,16 +194,22 @@ fn the_sweep_command_prints_the_table_and_fails_when_a_run_failed() {
 }
 
 #[test]
-fn the_seed_is_written_into_the_copied_experiment() {
+fn the_seed_is_set_on_the_typed_experiment_and_written_back() {
+    // A sweep sets the seed on the parsed experiment and writes it out as
+    // RON: the copy parses to the same experiment with the new seed, whether
+    // or not the file wrote a seed.
     let p = Path::new("x.ron");
     let with = tiny("t", "Adam(lr: 0.01)");
-    let edited = text_with_seed(&with, p, 42);
-    assert_eq!(Experiment::parse(&edited, p).unwrap().seed, 42);
-    assert!(edited.contains("seed: 42,"));
     let without = with.replace("    seed: 7,\n", "");
-    assert_eq!(Experiment::parse(&without, p).unwrap().seed, 0);
-    let edited = text_with_seed(&without, p, 5);
-    assert_eq!(Experiment::parse(&edited, p).unwrap().seed, 5);
+    for text in [with, without] {
+        let mut exp = Experiment::parse(&text, p).unwrap();
+        exp.seed = 42;
+        let copy = exp.to_ron();
+        assert!(copy.contains("seed: 42,"), "{copy}");
+        let back = Experiment::parse(&copy, p).unwrap();
+        assert_eq!(back.seed, 42);
+        assert_eq!(back.to_ron(), copy);
+    }
 }
 
 #[test]

@@ -2,14 +2,14 @@
 
 use rand::RngCore;
 use rand_distr::{Distribution, StandardNormal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::projection::Projection;
 use crate::registry::ProjectionConfig;
 
 /// Settings of the Gaussian projection (none).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GaussianConfig {}
 

@@ -1,14 +1,14 @@
 //! `rademacher`: every coordinate ±1 with equal probability (E\[vvᵀ\] = I).
 
 use rand::{Rng, RngCore};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::projection::Projection;
 use crate::registry::ProjectionConfig;
 
 /// Settings of the Rademacher projection (none).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RademacherConfig {}
 

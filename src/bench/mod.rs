@@ -29,13 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::device::{Device, Precision};
 use crate::experiment::{check_compatible, derive_seed, streams, OptimizerConfig};
+use crate::format::{align_columns, csv_field};
 use crate::model::{ModelSlot, ScoreModel};
 use crate::objective::Objective;
 use crate::projection::Projection;
 use crate::registry::{
     BuiltModel, Component, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig,
 };
-use crate::sweep::csv_field;
 use crate::task::{Metrics, Split, Task};
 use crate::train::optim::Optimizer;
 use crate::train::step::{train_step, StepParts};
@@ -353,7 +353,7 @@ impl ScalingReport {
             "median ms per training step (peak heap MiB above the baseline); model {}; {}; batch {}; {} timed steps after {} warm-up (fewer in a cell that passes its time budget); projection {}\n",
             self.model, self.precision.name(), self.batch, self.steps, self.warmup, self.projection
         );
-        out.push_str(&crate::sweep::align_columns(&lines));
+        out.push_str(&align_columns(&lines));
         if !self.memory_measured {
             out.push_str("peak memory n/a: this program does not install the counting allocator (bench::memory)\n");
         }

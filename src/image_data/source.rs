@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 
@@ -40,7 +40,7 @@ pub fn default_fashion_dir() -> PathBuf {
 }
 
 /// Where the images come from, as written in RON.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub enum ImageSource {
     /// MNIST: 60 000 training and 10 000 test images of 28×28 8-bit pixels,

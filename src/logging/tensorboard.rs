@@ -228,13 +228,7 @@ fn unix_time() -> Duration {
 
 /// Describe a panic caught from tensorboard-rs.
 fn panic_message(payload: Box<dyn Any + Send>) -> String {
-    let text = if let Some(s) = payload.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        String::new()
-    };
+    let text = crate::error::panic_text(&*payload);
     if text.contains("SendError") {
         // Our thread only sees the closed channel; the cause is elsewhere.
         "its background thread died (probably an I/O error writing the event file; \

@@ -10,7 +10,7 @@
 
 pub mod checkpoint;
 pub mod optim;
-pub mod status;
+pub mod record;
 pub mod step;
 
 use std::collections::HashMap;
@@ -29,7 +29,7 @@ use crate::nn::module::num_trainable;
 use crate::task::{Artifact, Metrics, Split};
 use checkpoint::CheckpointError;
 use optim::Optimizer;
-use status::RunStatus;
+use record::RunRecord;
 use step::{checkpointed, train_step, StepError, StepParts};
 
 /// File name of the last checkpoint in a run folder.
@@ -222,13 +222,13 @@ struct Loop<'e> {
     run_dir: PathBuf,
     rng: ChaCha8Rng,
     opt: Optimizer,
-    status: RunStatus,
+    status: RunRecord,
     best: Option<(u64, f64)>,
 }
 
 impl<'e> Loop<'e> {
     fn new(exp: &'e Experiment, built: Built, run_dir: PathBuf) -> Self {
-        let status = RunStatus::new(
+        let status = RunRecord::new(
             exp,
             built.task.selection_metric(),
             built.task.dim(),

@@ -48,7 +48,7 @@
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
@@ -87,7 +87,7 @@ fn default_samples() -> usize {
 }
 
 /// Settings of `images`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImagesConfig {
     /// Where the images come from.

@@ -12,7 +12,7 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::image_data::source::{ImageSource, Images};
@@ -24,7 +24,7 @@ fn default_fraction() -> f64 {
 }
 
 /// Which images and how they are split, as written in RON.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// Where the images come from (`Mnist(dir: "data/mnist")`, `Digits`, …).

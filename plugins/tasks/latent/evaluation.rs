@@ -11,7 +11,7 @@
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ais::{self, AisConfig, LogTarget};
 use crate::autodiff::Graph;
@@ -23,7 +23,7 @@ use crate::task::{Artifact, Metrics};
 use super::networks::{normal, sigmoid, Decoder, Encoder};
 
 /// How a held-out split is evaluated, as written in RON.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct EvalConfig {
     /// Images of the split evaluated (the first ones of a fixed shuffle;

@@ -25,7 +25,7 @@
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::{Device, Mat};
@@ -54,7 +54,7 @@ fn default_samples() -> usize {
 }
 
 /// Settings of `implicit_vae`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImplicitVaeConfig {
     /// Images and splits.

@@ -10,7 +10,7 @@
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::{Graph, Jet};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use crate::device::{Device, Mat};
 use crate::nn::{Activation, Mlp};
 
 /// The encoder `q(z | x)`, as written in RON.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub enum EncoderKind {
     /// Implicit: `z = g_φ([x, ε])` with noise `ε ~ N(0, I_noise_dim)`
@@ -45,7 +45,7 @@ fn default_hidden() -> Vec<usize> {
 }
 
 /// Hidden layers of the encoder and the decoder, as written in RON.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NetConfig {
     /// Hidden widths of both networks (default `[256, 256]`, as the paper).

@@ -19,7 +19,7 @@
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::{Device, Mat};
@@ -48,7 +48,7 @@ fn default_samples() -> usize {
 }
 
 /// Settings of `wae`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WaeConfig {
     /// Images and splits.

@@ -17,7 +17,7 @@
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
 use crate::device::Device;
@@ -39,7 +39,7 @@ fn default_test() -> usize {
 }
 
 /// Settings of `synthetic`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyntheticConfig {
     /// The target density.

@@ -27,7 +27,7 @@ pub mod source;
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
@@ -64,7 +64,7 @@ const EVAL_ROWS: usize = 16_384;
 pub const MIN_ESS_FRACTION: f64 = 0.01;
 
 /// Settings of `tabular`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TabularConfig {
     /// Where the rows come from.

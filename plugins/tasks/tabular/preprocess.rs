@@ -19,12 +19,12 @@
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::source::Table;
 
 /// How the splits are whitened, with statistics of the training split.
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub enum Preprocessing {
     /// PCA-whitening, `y = Λ^{-1/2} Vᵀ (x − μ)` with `Σ = V Λ Vᵀ` the training
     /// covariance (as the original DKEF code); components in decreasing

@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 
 use rand::RngCore;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{require_at_least, ConfigError};
 use crate::targets::{TargetError, TargetSpec};
@@ -48,7 +48,7 @@ pub const PARKINSONS_FIRST_COLUMN: usize = 3;
 pub const MAX_SYNTHETIC_CELLS: usize = 1 << 28;
 
 /// Where the rows come from, as written in RON.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub enum SourceSpec {
     /// UCI Wine Quality, red (1599 × 11 after dropping `quality`), embedded
