@@ -175,6 +175,20 @@ pub trait Task: Module {
     }
 }
 
+/// Why a task's own training step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The score estimator could not be fitted to the task's samples.
+    #[error("fitting the score estimator: {0}")]
+    Fit(#[from] crate::model::FitError),
+    /// The experiment's objective could not build its loss.
+    #[error(transparent)]
+    Loss(#[from] crate::objective::LossError),
+    /// Anything else the task checks (a non-finite score estimate, a missing model).
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// A task that trains networks of its own, with the experiment's model as an
 /// auxiliary score estimator.
 pub trait OwnTraining {
@@ -190,7 +204,7 @@ pub trait OwnTraining {
         scores: ScoreSource<'_>,
         rng: &mut dyn RngCore,
         batch_size: usize,
-    ) -> Result<Mat, String>;
+    ) -> Result<Mat, TaskError>;
 
     /// Scalars of the last step worth logging under `train/` (e.g.
     /// reconstruction error, the score network's own loss).
