@@ -166,6 +166,14 @@ impl Task for Synthetic {
     fn selection_metric(&self) -> &'static str {
         "sm_loss"
     }
+
+    fn state(&self) -> serde_json::Value {
+        self.epochs.state()
+    }
+
+    fn set_state(&mut self, state: &serde_json::Value) -> Result<(), crate::task::TaskError> {
+        self.epochs.set_state(state)
+    }
 }
 
 impl TaskConfig for SyntheticConfig {
