@@ -107,6 +107,12 @@ pub trait ScoreModel: Module {
         256
     }
 
+    /// Values one point keeps in one forward pass, summed over the layers
+    /// (for memory estimates of a training step; default: the trace width).
+    fn width_per_point(&self) -> usize {
+        self.trace_width()
+    }
+
     /// The unnormalized log-density, if the model has one.
     fn as_energy(&self) -> Option<&dyn EnergyModel> {
         None
