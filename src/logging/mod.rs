@@ -2,16 +2,20 @@
 //!
 //! Data flows one way: the training loop calls a [`Logger`] (a
 //! [`TensorBoardLogger`] in real runs, a [`MemoryLogger`] or [`NullLogger`] in
-//! tests) with scalars such as the loss and with sample images. The
-//! TensorBoard logger appends them to an `events.out.tfevents.*` file that
-//! stock TensorBoard displays. Summary numbers for a whole run go separately
-//! to `metrics.json`, replaced atomically by [`write_metrics`].
+//! tests) with scalars such as the loss, sample images, text (the experiment
+//! file) and [`HParamsRecord`]s (the run's settings and outcome for the
+//! HParams dashboard). The TensorBoard logger appends them to an
+//! `events.out.tfevents.*` file that stock TensorBoard displays. Summary
+//! numbers for a whole run go separately to `metrics.json`, replaced
+//! atomically by [`write_metrics`].
 //!
-//! [`read_scalars`] is an independent reader of event files, so tests (and
+//! [`read_events`] is an independent reader of event files, so tests (and
 //! tools) can check what was written without TensorBoard.
 
 pub mod event_reader;
+pub mod hparams;
 pub mod metrics;
+pub mod tb_plugins;
 pub mod tensorboard;
 
 use std::path::PathBuf;
@@ -20,6 +24,7 @@ pub use event_reader::{
     find_event_files, read_events, read_scalars, Event, EventReadError, ScalarEvent, SummaryValue,
     ValueKind,
 };
+pub use hparams::{HParamInfo, HParamType, HParamValue, HParamsRecord, MetricInfo, SessionStatus};
 pub use metrics::{read_metrics, write_metrics, MetricsFile};
 pub use tensorboard::TensorBoardLogger;
 
@@ -39,6 +44,16 @@ pub trait Logger {
     ) -> Result<(), LogError>;
     /// Push buffered records to disk.
     fn flush(&mut self) -> Result<(), LogError>;
+    /// Record Markdown text under `tag` at `step` (a sink without text
+    /// ignores it).
+    fn text(&mut self, _tag: &str, _step: u64, _markdown: &str) -> Result<(), LogError> {
+        Ok(())
+    }
+    /// Record one hparams-plugin record (a sink without an HParams view
+    /// ignores it).
+    fn hparams(&mut self, _record: &HParamsRecord) -> Result<(), LogError> {
+        Ok(())
+    }
 }
 
 impl<L: Logger + ?Sized> Logger for &mut L {
@@ -58,6 +73,12 @@ impl<L: Logger + ?Sized> Logger for &mut L {
     fn flush(&mut self) -> Result<(), LogError> {
         (**self).flush()
     }
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        (**self).text(tag, step, markdown)
+    }
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        (**self).hparams(record)
+    }
 }
 
 impl<L: Logger + ?Sized> Logger for Box<L> {
@@ -76,6 +97,12 @@ impl<L: Logger + ?Sized> Logger for Box<L> {
     }
     fn flush(&mut self) -> Result<(), LogError> {
         (**self).flush()
+    }
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        (**self).text(tag, step, markdown)
+    }
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        (**self).hparams(record)
     }
 }
 
@@ -104,6 +131,14 @@ pub enum LogError {
         expected: usize,
         /// Length of the buffer passed in.
         given: usize,
+    },
+    /// A summary could not be encoded.
+    #[error("summary {tag:?} could not be encoded: {message}")]
+    Encode {
+        /// Tag of the record.
+        tag: String,
+        /// What the encoder said.
+        message: String,
     },
     /// Width or height is zero or too large to encode (over `i32::MAX`).
     #[error("image {tag:?}: {width}x{height} is not a valid image size")]
@@ -202,6 +237,10 @@ pub struct MemoryLogger {
     pub images: Vec<(String, u64, usize, usize)>,
     /// How many times [`Logger::flush`] was called.
     pub flushes: usize,
+    /// Every text as `(tag, step, markdown)`, in call order.
+    pub texts: Vec<(String, u64, String)>,
+    /// Every hparams record, in call order.
+    pub hparams: Vec<HParamsRecord>,
 }
 
 impl MemoryLogger {
@@ -239,6 +278,15 @@ impl Logger for MemoryLogger {
     }
     fn flush(&mut self) -> Result<(), LogError> {
         self.flushes += 1;
+        Ok(())
+    }
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        self.texts
+            .push((tag.to_string(), step, markdown.to_string()));
+        Ok(())
+    }
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        self.hparams.push(record.clone());
         Ok(())
     }
 }
