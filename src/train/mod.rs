@@ -2,13 +2,16 @@
 //! with validation, checkpoints, TensorBoard scalars and `metrics.json`.
 //!
 //! Run folder `logs/<experiment>/<timestamp>/` holds: `experiment.ron` (the
-//! file as given), TensorBoard event files, `metrics.json` (rewritten
+//! file as given), TensorBoard event files (also holding the file as text
+//! and the run's settings and outcome for the HParams dashboard, see
+//! [`hparams`]), `metrics.json` (rewritten
 //! atomically at every evaluation and at the end), `last.safetensors` and
 //! `best.safetensors` (atomic; best by the task's selection metric on the
 //! validation split). A non-finite loss or gradient stops the run with the
 //! step number; the checkpoints from the last good evaluation stay intact.
 
 pub mod checkpoint;
+pub mod hparams;
 pub mod optim;
 pub mod record;
 pub mod step;
@@ -201,6 +204,7 @@ pub fn train(
     let copy = run_dir.join(EXPERIMENT_COPY);
     crate::atomic_file::write_atomic(&copy, source_text.as_bytes()).map_err(io_err(&copy))?;
     let mut tb = TensorBoardLogger::create(&run_dir)?;
+    hparams::log_start(&mut tb, exp, source_text)?;
     let mut looper = Loop::new(exp, built, run_dir);
     let result = looper.run(&mut tb, opts.progress);
     if let Err(e) = &result {
@@ -208,10 +212,12 @@ pub fn train(
         // Best effort: the original error matters more than a logging failure.
         let _ = looper.write_status();
     }
+    let ended = hparams::log_end(&mut tb, &looper.status);
     // `close` waits until the event file is written; `flush` only asks. A
     // training error matters more than a logging error at close.
     let closed = tb.close();
     let summary = result?;
+    ended?;
     closed?;
     Ok(summary)
 }
@@ -261,11 +267,13 @@ impl<'e> Loop<'e> {
         Ok(())
     }
 
-    /// Logs the task's artifacts of the current model to TensorBoard and,
-    /// with `save_to`, writes images there as PNG files.
+    /// Logs the task's artifacts of the current model to TensorBoard (images
+    /// as `<prefix>/<name>`) and, with `save_to`, writes images there as PNG
+    /// files.
     fn log_artifacts(
         &mut self,
         tb: &mut dyn Logger,
+        prefix: &str,
         step: u64,
         save_to: Option<&Path>,
     ) -> Result<(), TrainError> {
@@ -281,7 +289,7 @@ impl<'e> Loop<'e> {
                 width,
                 height,
             } = a;
-            tb.image(&format!("images/{name}"), step, &rgb, width, height)?;
+            tb.image(&format!("{prefix}/{name}"), step, &rgb, width, height)?;
             if let Some(dir) = save_to {
                 let path = dir.join(format!("{name}.png"));
                 let bytes = png_bytes(&rgb, width, height).map_err(|e| TrainError::Io {
@@ -322,7 +330,7 @@ impl<'e> Loop<'e> {
         for (k, v) in &metrics {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
-        self.log_artifacts(tb, step, None)?;
+        self.log_artifacts(tb, "images", step, None)?;
         let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
         if !sel.is_finite() {
             return Err(self.non_finite(step, &format!("validation {selection}"), sel));
@@ -477,10 +485,16 @@ impl<'e> Loop<'e> {
             self.built
                 .task
                 .evaluate(&self.built.dev, self.built.model.scorer(), Split::Test);
+        // The best checkpoint's numbers and images belong to its step (and
+        // its own tags: TensorBoard keeps one image per tag and step).
         for (k, v) in &test {
-            tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
+            tb.scalar(&format!("test/{k}"), best_step, *v)?;
         }
-        self.log_artifacts(tb, steps_taken, Some(&self.run_dir.clone()))?;
+        for (k, v) in self.status.best_metrics() {
+            tb.scalar(&format!("{}/val/{k}", hparams::BEST_PREFIX), best_step, v)?;
+        }
+        let images = format!("{}/images", hparams::BEST_PREFIX);
+        self.log_artifacts(tb, &images, best_step, Some(&self.run_dir.clone()))?;
         self.status.finish(best_step, &test);
         self.write_status()?;
         let seconds_per_iteration = if steps_taken == 0 {
