@@ -3,7 +3,7 @@
 //! Data flow: the training loop describes a run as an [`HParamsRecord`]
 //! (its settings when it starts, the columns of the table, how it ended) and
 //! hands it to a [`super::Logger`]; the TensorBoard logger encodes it as the
-//! hparams plugin's summaries (see `tb_plugins`), and the event reader
+//! hparams plugin's summaries (see `summaries`), and the event reader
 //! decodes those summaries back into the same types, so a test compares
 //! what was meant with what a reader finds.
 //!

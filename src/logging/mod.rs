@@ -15,7 +15,7 @@
 pub mod event_reader;
 pub mod hparams;
 pub mod metrics;
-pub mod tb_plugins;
+pub mod summaries;
 pub mod tensorboard;
 
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //!
 //! Data flow: every record becomes one `Summary` (scalars and images from
 //! `tensorboard_rs::summary`, text and hparams records from
-//! [`super::tb_plugins`]), which `tensorboard_rs`'s `FileWriter` wraps in an
+//! [`super::summaries`]), which `tensorboard_rs`'s `FileWriter` wraps in an
 //! event with the step and the wall time and appends to the event file.
 //!
 //! `tensorboard-rs`'s `FileWriter` (what its `SummaryWriter` wraps) writes
@@ -37,7 +37,7 @@ use tensorboard_proto::summary::Summary;
 use tensorboard_rs::summary_writer::FileWriter;
 
 use super::hparams::HParamsRecord;
-use super::{check_rgb8, tb_plugins, LogError, Logger};
+use super::{check_rgb8, summaries, LogError, Logger};
 
 /// Writes scalars, images, text and hparams records to
 /// `events.out.tfevents.{secs}.{host}.{pid}.0` in a log directory, readable
@@ -202,12 +202,12 @@ impl Logger for TensorBoardLogger {
     }
 
     fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
-        self.summary(tag, step, tb_plugins::text_summary(tag, markdown))
+        self.summary(tag, step, summaries::text_summary(tag, markdown))
     }
 
     /// Written at step 0, under the record's own tag.
     fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
-        self.summary(record.tag(), 0, tb_plugins::hparams_summary(record))
+        self.summary(record.tag(), 0, summaries::hparams_summary(record))
     }
 
     /// Asks the background thread to flush; returns without waiting for it
@@ -379,7 +379,7 @@ mod tests {
             },
             HParamsRecord::SessionStart {
                 hparams: [
-                    ("objective", HParamValue::Text("ssm_vr".into())),
+                    ("objective", HParamValue::Text("some_objective".into())),
                     ("lr", HParamValue::Number(1e-3)),
                     ("zero", HParamValue::Number(0.0)),
                     ("flag", HParamValue::Bool(false)),

@@ -268,7 +268,7 @@ impl<'e> Loop<'e> {
     }
 
     /// Logs the task's artifacts of the current model to TensorBoard (images
-    /// as `<prefix>/<name>`) and, with `save_to`, writes images there as PNG
+    /// as `<prefix><name>`) and, with `save_to`, writes images there as PNG
     /// files.
     fn log_artifacts(
         &mut self,
@@ -289,7 +289,7 @@ impl<'e> Loop<'e> {
                 width,
                 height,
             } = a;
-            tb.image(&format!("{prefix}/{name}"), step, &rgb, width, height)?;
+            tb.image(&format!("{prefix}{name}"), step, &rgb, width, height)?;
             if let Some(dir) = save_to {
                 let path = dir.join(format!("{name}.png"));
                 let bytes = png_bytes(&rgb, width, height).map_err(|e| TrainError::Io {
@@ -330,7 +330,7 @@ impl<'e> Loop<'e> {
         for (k, v) in &metrics {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
-        self.log_artifacts(tb, "images", step, None)?;
+        self.log_artifacts(tb, "images/", step, None)?;
         let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
         if !sel.is_finite() {
             return Err(self.non_finite(step, &format!("validation {selection}"), sel));
@@ -493,7 +493,7 @@ impl<'e> Loop<'e> {
         for (k, v) in self.status.best_metrics() {
             tb.scalar(&format!("{}/val/{k}", hparams::BEST_PREFIX), best_step, v)?;
         }
-        let images = format!("{}/images", hparams::BEST_PREFIX);
+        let images = format!("{}/images/", hparams::BEST_PREFIX);
         self.log_artifacts(tb, &images, best_step, Some(&self.run_dir.clone()))?;
         self.status.finish(best_step, &test);
         self.write_status()?;
