@@ -143,3 +143,21 @@ fn sweep_compares_fd_ssm_with_ssm_vr() {
         .unwrap_or_else(|| panic!("no summary line:\n{out}"));
     assert!(Path::new(summary).join("summary.json").is_file(), "{out}");
 }
+
+/// With this crate's binary in the workspace, a bare `cargo run` (the
+/// README's first command) would not know which binary to run unless the
+/// root package names its own.
+#[test]
+fn the_root_package_keeps_cargo_run_unambiguous() {
+    let manifest = std::fs::read_to_string(root().join("../Cargo.toml")).unwrap();
+    let package = manifest
+        .split("\n[")
+        .find(|section| section.starts_with("[package]"))
+        .expect("[package] section");
+    assert!(
+        package
+            .lines()
+            .any(|l| l.trim() == r#"default-run = "slicedscore""#),
+        "the root [package] must say default-run = \"slicedscore\":\n{package}"
+    );
+}
