@@ -23,13 +23,16 @@
 //!   `vᵀs ≈ vᵀ(s(x+εv) + s(x−εv)) / 2`.
 //!
 //! Both are second-order accurate: the loss differs from `ssm`'s on the same
-//! directions by `O(ε²)`. This is the paper's FD-SSM: its energy form is
-//! `(D/ε_p²)·[f(x+u) + f(x−u) − 2f(x) + ⅛(f(x+u) − f(x−u))²]` with `u`
-//! uniform on the sphere of radius `ε_p`; with `v = u·√D/ε_p` (a `sphere`
-//! direction, `E[vvᵀ] = I`) and `ε = ε_p/√D` that is exactly the energy
-//! formula above, so the paper's `ε_p` is this plugin's `eps` times `‖v‖`
-//! (`√D` for `sphere` and `rademacher` directions). The authors' code for
-//! score networks averages the two scores for `vᵀs` as done here.
+//! directions by `O(ε²)`. Checked against the authors' public code: its
+//! energy FD-SSM is `(D/ε_p²)·mean[f(x+u) + f(x−u) − 2f(x) + ⅛(f(x+u) −
+//! f(x−u))²]` with `u` uniform on the sphere of radius `ε_p`; with
+//! `v = u·√D/ε_p` (a `sphere` direction, `E[vvᵀ] = I`) and `ε = ε_p/√D` that
+//! is exactly the energy formula above, so their `ε_p` is this plugin's
+//! `eps` times `‖v‖` (`√D` for `sphere` and `rademacher` directions). Their
+//! score-network loss, `⅛((s₊ + s₋)·u)² + ½(s₊ − s₋)·u` with `s± = s(x ± u)`
+//! and `‖u‖ = ε_p`, is `ε_p²` times the score formula above for the unit
+//! direction `v = u/ε_p` and `ε = ε_p` (they average the two scores for
+//! `vᵀs` as done here).
 //!
 //! `eps` must be finite and positive, and at least `1e-3` when the model
 //! computes in `f32`: the second difference loses about `4·2⁻²⁴·|f|/ε²` to
