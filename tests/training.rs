@@ -198,8 +198,12 @@ fn short_run_writes_a_complete_run_folder() {
         let t = tags
             .get(&format!("test/{k}"))
             .unwrap_or_else(|| panic!("no test/{k}; have {:?}", tags.keys()));
-        assert_eq!(steps_of(t), [200], "test/{k}");
+        // Test metrics come from the best checkpoint: logged at its step.
+        assert_eq!(steps_of(t), [best_step as i64], "test/{k}");
         assert_eq!(t[0].value, summary.test[k] as f32, "test/{k}");
+        let b = &tags[&format!("best/val/{k}")];
+        assert_eq!(steps_of(b), [best_step as i64], "best/val/{k}");
+        assert_eq!(b[0].value, summary.best[k] as f32, "best/val/{k}");
     }
     // The training loss at the evaluation steps is the one in the history.
     for h in history {
@@ -217,6 +221,7 @@ fn short_run_writes_a_complete_run_folder() {
         .chain(["train/learning_rate", "train/seconds_per_iteration"].map(String::from))
         .chain(METRIC_NAMES.iter().map(|k| format!("val/{k}")))
         .chain(METRIC_NAMES.iter().map(|k| format!("test/{k}")))
+        .chain(METRIC_NAMES.iter().map(|k| format!("best/val/{k}")))
         .collect();
     assert_eq!(tags.keys().cloned().collect::<BTreeSet<_>>(), expected_tags);
 }

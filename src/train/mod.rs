@@ -14,7 +14,8 @@
 //! Run folder `logs/<experiment>/<timestamp>[-k]/` holds: `experiment.ron`
 //! (the file as given; a sweep writes the typed experiment with its seed),
 //! TensorBoard event files (a resumed run adds one and never logs a step
-//! twice), `metrics.json` (rewritten atomically; status `running`,
+//! twice; they also hold the experiment file as text and the run's settings
+//! and outcome for the HParams dashboard, see [`hparams`]), `metrics.json` (rewritten atomically; status `running`,
 //! `finished`, `failed`, `interrupted` or `diverged`), `last.safetensors`
 //! and `best.safetensors` (atomic; best by the task's selection metric on
 //! the validation split). SIGINT/SIGTERM stop after the current step with a
@@ -23,6 +24,7 @@
 
 pub mod checkpoint;
 pub mod divergence;
+pub mod hparams;
 pub mod interrupt;
 mod looping;
 pub mod optim;
@@ -206,7 +208,7 @@ pub fn train(
     };
     let copy = run_dir.join(EXPERIMENT_COPY);
     crate::atomic_file::write_atomic(&copy, source_text.as_bytes()).map_err(io_err(&copy))?;
-    looping::Loop::fresh(exp, built, run_dir)?.run_to_end(opts)
+    looping::Loop::fresh(exp, source_text, built, run_dir)?.run_to_end(opts)
 }
 
 /// Continues the run in `run_dir` from its last checkpoint: same
