@@ -654,8 +654,11 @@ fn report_summarises_finished_runs_without_training() {
         let (_, s) = finished(&spec, &exp_dir, &format!("run{seed}"));
         values.push(s.test["sm_loss"]);
     }
-    let report =
-        slicedscore::sweep::report_runs(&[exp_dir.clone()], &Some(vec!["sm_loss".into()])).unwrap();
+    let report = slicedscore::sweep::report_runs(
+        std::slice::from_ref(&exp_dir),
+        &Some(vec!["sm_loss".into()]),
+    )
+    .unwrap();
     assert_eq!(report.rows.len(), 1);
     let row = &report.rows[0];
     assert_eq!(row.finished(), 2);
@@ -668,9 +671,12 @@ fn report_summarises_finished_runs_without_training() {
     assert!(slicedscore::sweep::report_runs(&[tmp.path().join("none")], &None).is_err());
 
     // A misspelt metric is refused with the names that exist.
-    let err = slicedscore::sweep::report_runs(&[exp_dir.clone()], &Some(vec!["sm_los".into()]))
-        .unwrap_err()
-        .to_string();
+    let err = slicedscore::sweep::report_runs(
+        std::slice::from_ref(&exp_dir),
+        &Some(vec!["sm_los".into()]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("test/sm_los") && err.contains("test/sm_loss,"),
         "{err}"
