@@ -204,6 +204,44 @@ pub trait SampleEstimator {
     fn fit(&self, dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError>;
 }
 
+/// A score model fitted from samples by a closed-form estimator: its
+/// settings, how many samples a standalone fit takes, and the fit itself.
+/// [`Unfitted`] turns any such model into the [`SampleEstimator`] a
+/// registry entry builds, so an estimator writes only its mathematics.
+pub trait FitsFromSamples: ScoreModel + Sized + 'static {
+    /// The estimator's settings.
+    type Config: Clone + 'static;
+    /// How many training rows a standalone run fits it to.
+    fn samples_wanted(cfg: &Self::Config) -> usize;
+    /// Fits to `x` (row-major `n × dim`), taking input rows with `context`
+    /// extra columns (ignored) when scoring.
+    ///
+    /// # Errors
+    /// As [`SampleEstimator::fit`].
+    fn fit(dim: usize, context: usize, cfg: &Self::Config, x: &[f64]) -> Result<Self, FitError>;
+}
+
+/// The unfitted estimator of model `M`: its settings and the data
+/// dimension, fitted on demand.
+pub struct Unfitted<M: FitsFromSamples> {
+    /// The settings.
+    pub cfg: M::Config,
+    /// Dimension of the samples.
+    pub dim: usize,
+}
+
+impl<M: FitsFromSamples> SampleEstimator for Unfitted<M> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn samples_wanted(&self) -> usize {
+        M::samples_wanted(&self.cfg)
+    }
+    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError> {
+        Ok(Box::new(M::fit(self.dim, 0, &self.cfg, x)?))
+    }
+}
+
 /// The experiment's model as built: none (a task without a model), a model
 /// trained by an objective, or an estimator fitted from samples (with its
 /// fit, once a standalone run has fitted it).

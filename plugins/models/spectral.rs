@@ -25,12 +25,11 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::autodiff::Graph;
-use crate::device::{Device, Mat, Precision};
+use crate::device::{Device, Precision};
 use crate::error::{require_at_least, ConfigError};
 use crate::kernels::{self, Bandwidth, PointScore};
 use crate::linalg::SymEigen;
-use crate::model::{FitError, SampleEstimator, ScoreModel, Terms};
+use crate::model::{FitError, FitsFromSamples, Unfitted};
 use crate::nn::Param;
 use crate::registry::{BuiltModel, ModelConfig};
 
@@ -350,38 +349,20 @@ impl PointScore for Spectral {
     }
 }
 
-impl ScoreModel for Spectral {
-    fn dim(&self) -> usize {
-        self.dim
+crate::point_score_model!(Spectral);
+
+impl FitsFromSamples for Spectral {
+    type Config = SpectralConfig;
+    fn samples_wanted(cfg: &SpectralConfig) -> usize {
+        cfg.samples
     }
-    fn context_dim(&self) -> usize {
-        self.context
-    }
-    fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
-        kernels::graph_score(self, g, x)
-    }
-    fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
-        kernels::graph_terms(self, g, x, v, want_score)
+    fn fit(dim: usize, context: usize, cfg: &SpectralConfig, x: &[f64]) -> Result<Self, FitError> {
+        Spectral::fit(dim, context, cfg, x)
     }
 }
 
 /// The unfitted estimator: settings and dimensions, fitted on demand.
-pub struct SpectralEstimator {
-    cfg: SpectralConfig,
-    dim: usize,
-}
-
-impl SampleEstimator for SpectralEstimator {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn samples_wanted(&self) -> usize {
-        self.cfg.samples
-    }
-    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError> {
-        Ok(Box::new(Spectral::fit(self.dim, 0, &self.cfg, x)?))
-    }
-}
+pub type SpectralEstimator = Unfitted<Spectral>;
 
 impl ModelConfig for SpectralConfig {
     fn build(

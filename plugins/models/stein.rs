@@ -31,11 +31,10 @@
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::autodiff::Graph;
-use crate::device::{Device, Mat, Precision};
+use crate::device::{Device, Precision};
 use crate::error::{require_at_least, ConfigError};
 use crate::kernels::{self, Bandwidth, PointScore};
-use crate::model::{FitError, SampleEstimator, ScoreModel, Terms};
+use crate::model::{FitError, FitsFromSamples, Unfitted};
 use crate::nn::Param;
 use crate::registry::{BuiltModel, ModelConfig};
 
@@ -322,38 +321,20 @@ impl PointScore for Stein {
     }
 }
 
-impl ScoreModel for Stein {
-    fn dim(&self) -> usize {
-        self.dim
+crate::point_score_model!(Stein);
+
+impl FitsFromSamples for Stein {
+    type Config = SteinConfig;
+    fn samples_wanted(cfg: &SteinConfig) -> usize {
+        cfg.samples
     }
-    fn context_dim(&self) -> usize {
-        self.context
-    }
-    fn score(&self, g: &mut Graph, x: &Mat) -> Mat {
-        kernels::graph_score(self, g, x)
-    }
-    fn terms(&self, g: &mut Graph, x: &Mat, v: &Mat, want_score: bool) -> Terms {
-        kernels::graph_terms(self, g, x, v, want_score)
+    fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, FitError> {
+        Stein::fit(dim, context, cfg, x)
     }
 }
 
 /// The unfitted estimator: settings and dimensions, fitted on demand.
-pub struct SteinEstimator {
-    cfg: SteinConfig,
-    dim: usize,
-}
-
-impl SampleEstimator for SteinEstimator {
-    fn dim(&self) -> usize {
-        self.dim
-    }
-    fn samples_wanted(&self) -> usize {
-        self.cfg.samples
-    }
-    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError> {
-        Ok(Box::new(Stein::fit(self.dim, 0, &self.cfg, x)?))
-    }
-}
+pub type SteinEstimator = Unfitted<Stein>;
 
 impl ModelConfig for SteinConfig {
     fn build(

@@ -20,6 +20,39 @@ pub trait PointScore {
     fn vhv_into(&self, q: &[f64], v: &[f64], s: &[f64], out: &mut [f64]);
 }
 
+/// Implements [`ScoreModel`](crate::model::ScoreModel) for a fitted kernel
+/// estimator through its [`PointScore`]: scores and terms computed on the
+/// host and handed to the graph as constants.
+#[macro_export]
+macro_rules! point_score_model {
+    ($t:ty) => {
+        impl $crate::model::ScoreModel for $t {
+            fn dim(&self) -> usize {
+                $crate::kernels::PointScore::score_dim(self)
+            }
+            fn context_dim(&self) -> usize {
+                $crate::kernels::PointScore::context_cols(self)
+            }
+            fn score(
+                &self,
+                g: &mut $crate::autodiff::Graph,
+                x: &$crate::device::Mat,
+            ) -> $crate::device::Mat {
+                $crate::kernels::graph_score(self, g, x)
+            }
+            fn terms(
+                &self,
+                g: &mut $crate::autodiff::Graph,
+                x: &$crate::device::Mat,
+                v: &$crate::device::Mat,
+                want_score: bool,
+            ) -> $crate::model::Terms {
+                $crate::kernels::graph_terms(self, g, x, v, want_score)
+            }
+        }
+    };
+}
+
 /// The first `d` columns of the rows of `x` (width `width`), borrowed when
 /// there is nothing to strip.
 fn strip_context(x: &[f64], d: usize, width: usize) -> std::borrow::Cow<'_, [f64]> {
