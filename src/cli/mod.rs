@@ -10,13 +10,14 @@
 //!
 //! Data flow: [`main`] sets up logging to stderr, parses the arguments with
 //! `clap` into one [`Command`], and hands it to the command's own module
-//! (`run`, `check`/`list`, `score`, `sweep`/`report`, `bench`), each of which
+//! (`run`, `check`/`list`, `score`, `sample`, `sweep`/`report`, `bench`), each of which
 //! calls the library and prints its result. An error goes to stderr with a
 //! non-zero exit status.
 
 mod bench;
 mod check;
 mod run;
+mod sample;
 mod score;
 mod sweep;
 
@@ -41,8 +42,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// List every registered task, model, objective and projection.
     List,
-    /// Print a trained model's score at each row of a CSV file, as CSV.
+    /// Print a trained model's score at each row of a CSV file, as CSV (in
+    /// the data's own units; --internal for the model's coordinates).
     Score(score::ScoreArgs),
+    /// Draw samples from a trained model by (annealed) Langevin dynamics
+    /// (MALA for energy models), as CSV in the data's own units.
+    Sample(sample::SampleArgs),
     /// Run every experiment file once per seed and print mean ± standard error
     /// of the test metrics; writes logs/sweeps/<timestamp>/summary.{csv,json}.
     Sweep(sweep::SweepArgs),
@@ -85,6 +90,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Check(a) => check::check(a),
         Command::List => check::list(),
         Command::Score(a) => score::score(a),
+        Command::Sample(a) => sample::sample(a),
         Command::Sweep(a) => sweep::sweep(a),
         Command::Report(a) => sweep::report(a),
         Command::Bench { which } => bench::bench(which),

@@ -2,7 +2,8 @@
 //! with validation, checkpoints, TensorBoard scalars and `metrics.json`.
 //!
 //! Run folder `logs/<experiment>/<timestamp>/` holds: `experiment.ron` (the
-//! file as given), TensorBoard event files, `metrics.json` (rewritten
+//! file as given), `data.json` (the experiment's folder and the task's map
+//! from the data's units to the model's, [`crate::run_data`]), TensorBoard event files, `metrics.json` (rewritten
 //! atomically at every evaluation and at the end), `last.safetensors` and
 //! `best.safetensors` (atomic; best by the task's selection metric on the
 //! validation split). A non-finite loss or gradient stops the run with the
@@ -200,6 +201,10 @@ pub fn train(
     std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
     let copy = run_dir.join(EXPERIMENT_COPY);
     crate::atomic_file::write_atomic(&copy, source_text.as_bytes()).map_err(io_err(&copy))?;
+    let data_record = run_dir.join(crate::run_data::RUN_DATA_FILE);
+    crate::run_data::RunData::of(exp, &*built.task)
+        .write(&run_dir)
+        .map_err(io_err(&data_record))?;
     let mut tb = TensorBoardLogger::create(&run_dir)?;
     let mut looper = Loop::new(exp, built, run_dir);
     let result = looper.run(&mut tb, opts.progress);
@@ -270,10 +275,17 @@ impl<'e> Loop<'e> {
         save_to: Option<&Path>,
     ) -> Result<(), TrainError> {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.exp.seed, streams::ARTIFACTS));
-        let artifacts =
+        let mut artifacts =
             self.built
                 .task
                 .artifacts(&self.built.dev, self.built.model.scorer(), &mut rng);
+        artifacts.extend(crate::sampling::evaluation::artifacts(
+            &self.exp.sampling,
+            &self.built.dev,
+            &*self.built.task,
+            self.built.model.scorer(),
+            &mut rng,
+        ));
         for a in artifacts {
             let Artifact::Image {
                 name,
@@ -292,6 +304,18 @@ impl<'e> Loop<'e> {
             }
         }
         Ok(())
+    }
+
+    /// The Langevin samples-vs-data metrics of the current model on `split`.
+    fn sampling_metrics(&self, split: Split) -> Metrics {
+        crate::sampling::evaluation::metrics(
+            &self.exp.sampling,
+            &self.built.dev,
+            &*self.built.task,
+            self.built.model.scorer(),
+            split,
+            self.exp.seed,
+        )
     }
 
     fn non_finite(&self, step: u64, what: &str, value: f64) -> TrainError {
@@ -314,11 +338,12 @@ impl<'e> Loop<'e> {
         seconds_per_iteration: f64,
     ) -> Result<f64, TrainError> {
         let selection = self.built.task.selection_metric();
-        let metrics = self.built.task.evaluate(
+        let mut metrics = self.built.task.evaluate(
             &self.built.dev,
             self.built.model.scorer(),
             Split::Validation,
         );
+        metrics.extend(self.sampling_metrics(Split::Validation));
         for (k, v) in &metrics {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
@@ -473,10 +498,11 @@ impl<'e> Loop<'e> {
             &dev,
             &mut checkpointed(&mut self.built.model, &mut *self.built.task),
         )?;
-        let test =
+        let mut test =
             self.built
                 .task
                 .evaluate(&self.built.dev, self.built.model.scorer(), Split::Test);
+        test.extend(self.sampling_metrics(Split::Test));
         for (k, v) in &test {
             tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
         }
