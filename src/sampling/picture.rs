@@ -7,15 +7,15 @@
 //! draws panels side by side with plotters into one RGB image (set up by
 //! [`crate::plot`]):
 //!
-//! 1. the truth (when known): its log-density as a heat map (shown as
-//!    `exp(log p − max)` over the grid) when the model has a log-density,
-//!    otherwise its score field as arrows;
-//! 2. the model the same way: the learned log-density, or the learned score
+//! 1. the truth (when known): its density as a heat map (`exp(log p − max)`
+//!    over the grid, so an unnormalized log-density draws the same) when the
+//!    model has a log-density, otherwise its score field as arrows;
+//! 2. the model the same way: the learned density, or the learned score
 //!    field (arrow length ∝ ‖s‖, capped at one grid cell; the same scale as
 //!    the truth's panel);
 //! 3. the Langevin samples (orange) over the data (grey).
 //!
-//! Training points are drawn faintly on the first panels too.
+//! A few hundred training points are drawn faintly on the first panels too.
 //! [`side_by_side`] joins image grids (Langevin samples, flow samples) with a
 //! caption above each.
 
@@ -32,6 +32,8 @@ const HEAT_CELLS: usize = 60;
 const ARROWS: usize = 19;
 /// Most data points drawn.
 const MAX_POINTS: usize = 1500;
+/// Data points drawn over a field.
+const FIELD_POINTS: usize = 400;
 
 /// What [`field_picture`] draws.
 pub struct Field2d<'a> {
@@ -215,10 +217,12 @@ pub fn field_picture(f: &Field2d) -> Result<(Vec<u8>, usize, usize), String> {
     register_font();
     let b = bounds(f.data);
     let what = if f.log_density {
-        "log-density"
+        "density"
     } else {
         "score field"
     };
+    // A few hundred data points over the fields, all of them on the samples.
+    let sparse = &f.data[..f.data.len().min(2 * FIELD_POINTS)];
     let faint = RGBColor(200, 200, 200);
     let truth_ref = f
         .truth
@@ -229,7 +233,7 @@ pub fn field_picture(f: &Field2d) -> Result<(Vec<u8>, usize, usize), String> {
             format!("true {what}"),
             vec![
                 field_layer(t, f.log_density, &b, truth_ref),
-                Layer::Points(f.data, faint, 1),
+                Layer::Points(sparse, faint, 1),
             ],
         ));
     }
@@ -237,7 +241,7 @@ pub fn field_picture(f: &Field2d) -> Result<(Vec<u8>, usize, usize), String> {
         format!("learned {what}"),
         vec![
             field_layer(f.model, f.log_density, &b, truth_ref),
-            Layer::Points(f.data, faint, 1),
+            Layer::Points(sparse, faint, 1),
         ],
     ));
     panels.push((

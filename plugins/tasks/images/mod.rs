@@ -65,6 +65,7 @@ use crate::registry::TaskConfig;
 use crate::task::{Artifact, EpochSampler, Metrics, Split, Task};
 
 pub use crate::image_data::grid::{grid_shape, tile_grid, BORDER};
+use crate::image_data::grid::{legible_factor, upscale};
 use crate::image_data::source::{ImageSet, ImageSource, Images};
 use crate::image_data::transform::{PixelTransform, Quantization};
 
@@ -574,7 +575,8 @@ impl Task for ImagesTask {
             return None;
         }
         let px: Vec<f64> = points.iter().map(|&y| self.transform.inverse(y)).collect();
-        Some(tile_grid(&px, points.len() / d, self.height, self.width))
+        let (rgb, w, h) = tile_grid(&px, points.len() / d, self.height, self.width);
+        Some(upscale(&rgb, w, h, legible_factor(self.height)))
     }
 }
 
