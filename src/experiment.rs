@@ -194,7 +194,7 @@ pub struct Experiment {
     #[serde(default)]
     pub patience: Option<usize>,
     /// Langevin sampling at every evaluation: the samples-vs-data metrics
-    /// and the pictures (default: 256 chains of 100 steps of size 0.01; `chains: 0`
+    /// and the pictures (default: 128 chains of 100 steps of size 0.01; `chains: 0`
     /// switches it off). See [`crate::sampling::evaluation`].
     #[serde(default)]
     pub sampling: SamplingEval,

@@ -80,24 +80,57 @@ fn energy_models_sample_with_and_without_mala() {
     );
     let r = s(&run);
     let out = tmp.path().join("a.csv");
-    let (_, log) = ok(&["sample", "--run", r, "-n", "40", "--steps", "30", "--out", s(&out)]);
+    let (_, log) = ok(&[
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "40",
+        "--steps",
+        "30",
+        "--out",
+        s(&out),
+    ]);
     assert!(log.contains("40 samples after 30 Langevin steps"), "{log}");
     let a = points_csv::read_points(&out, 2).unwrap();
     assert_eq!(a.len(), 80);
     // To stdout, with a header; the same seed gives the same samples.
     let (csv, _) = ok(&["sample", "--run", r, "-n", "40", "--steps", "30"]);
     assert!(csv.starts_with("x0,x1\n"), "{csv}");
-    assert_eq!(points_csv::parse_points(&csv, 2, Path::new("-")).unwrap(), a);
-    let (other, _) = ok(&["sample", "--run", r, "-n", "40", "--steps", "30", "--seed", "1"]);
+    assert_eq!(
+        points_csv::parse_points(&csv, 2, Path::new("-")).unwrap(),
+        a
+    );
+    let (other, _) = ok(&[
+        "sample", "--run", r, "-n", "40", "--steps", "30", "--seed", "1",
+    ]);
     assert_ne!(other, csv);
     // MALA and annealing.
     let (_, log) = ok(&[
-        "sample", "--run", r, "-n", "20", "--steps", "10", "--mala", "--step-size", "0.05",
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "20",
+        "--steps",
+        "10",
+        "--mala",
+        "--step-size",
+        "0.05",
     ]);
     assert!(log.contains("MALA acceptance"), "{log}");
     let (csv, log) = ok(&[
-        "sample", "--run", r, "-n", "10", "--steps", "10", "--annealed", "1.0..0.1:3",
-        "--init", "gaussian",
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "10",
+        "--steps",
+        "10",
+        "--annealed",
+        "1.0..0.1:3",
+        "--init",
+        "gaussian",
     ]);
     assert!(log.contains("after 30 Langevin steps"), "{log}");
     assert_eq!(csv.lines().count(), 11);
@@ -121,14 +154,44 @@ fn bad_input_is_a_clear_error() {
     assert!(e.contains("-n: must be between 1"), "{e}");
     let e = fails(&["sample", "--run", r, "-n", "5", "--step-size", "0"]);
     assert!(e.contains("--step-size: must be finite and > 0"), "{e}");
-    let e = fails(&["sample", "--run", r, "-n", "5", "--init", "noise", "--init-std", "0"]);
+    let e = fails(&[
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "5",
+        "--init",
+        "noise",
+        "--init-std",
+        "0",
+    ]);
     assert!(e.contains("standard deviation"), "{e}");
     // A step size far too large for the model: the step and chain are named.
-    let e = fails(&["sample", "--run", r, "-n", "5", "--steps", "500", "--step-size", "1e6"]);
+    let e = fails(&[
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "5",
+        "--steps",
+        "500",
+        "--step-size",
+        "1e6",
+    ]);
     assert!(e.contains("not finite at level 0, step"), "{e}");
     // An output file in a missing folder: nothing half-written, the path named.
     let bad_out = tmp.path().join("no/such/dir/s.csv");
-    let e = fails(&["sample", "--run", r, "-n", "5", "--steps", "2", "--out", s(&bad_out)]);
+    let e = fails(&[
+        "sample",
+        "--run",
+        r,
+        "-n",
+        "5",
+        "--steps",
+        "2",
+        "--out",
+        s(&bad_out),
+    ]);
     assert!(e.contains(s(&bad_out)), "{e}");
     let e = fails(&["sample", "--run", s(&tmp.path().join("nope")), "-n", "5"]);
     assert!(e.contains("experiment.ron"), "{e}");
@@ -159,19 +222,36 @@ fn image_runs_get_a_grid_and_fitted_models_sample_too() {
     assert!(run.join("langevin_samples.png").exists());
     let out = tmp.path().join("digits.csv");
     let (_, log) = ok(&[
-        "sample", "--run", s(&run), "-n", "9", "--steps", "5", "--out", s(&out),
+        "sample",
+        "--run",
+        s(&run),
+        "-n",
+        "9",
+        "--steps",
+        "5",
+        "--out",
+        s(&out),
     ]);
     // The logit is not affine: the CSV is in the model's coordinates, and says so.
     assert!(log.contains("model's coordinates"), "{log}");
     assert_eq!(points_csv::read_points(&out, 64).unwrap().len(), 9 * 64);
     let png = std::fs::read(out.with_extension("png")).unwrap();
-    let info = png::Decoder::new(std::io::Cursor::new(png)).read_info().unwrap();
+    let info = png::Decoder::new(std::io::Cursor::new(png))
+        .read_info()
+        .unwrap();
     assert!(info.info().width > 8 && info.info().height > 8);
     // `score` refuses the data's units there and points to --internal.
     let input = write_file(tmp.path(), "one.csv", &vec!["0.5"; 64].join(","));
     let e = fails(&["score", "--run", s(&run), "--input", s(&input)]);
     assert!(e.contains("--internal") && e.contains("logit"), "{e}");
-    ok(&["score", "--run", s(&run), "--input", s(&input), "--internal"]);
+    ok(&[
+        "score",
+        "--run",
+        s(&run),
+        "--input",
+        s(&input),
+        "--internal",
+    ]);
 
     // A kernel estimator, refitted from its checkpoint, samples as well.
     let stein = tmp.path().join("stein");

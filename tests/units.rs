@@ -41,7 +41,12 @@ fn draws(n: usize, seed: u64) -> Vec<f64> {
 /// `∇ₓ log N(x; μ, Σ) = −Σ⁻¹ (x − μ)` for every row.
 fn true_scores(x: &[f64]) -> Vec<f64> {
     let det = SIGMA[0] * SIGMA[3] - SIGMA[1] * SIGMA[2];
-    let inv = [SIGMA[3] / det, -SIGMA[1] / det, -SIGMA[2] / det, SIGMA[0] / det];
+    let inv = [
+        SIGMA[3] / det,
+        -SIGMA[1] / det,
+        -SIGMA[2] / det,
+        SIGMA[0] / det,
+    ];
     x.chunks(2)
         .flat_map(|p| {
             let (a, b) = (p[0] - MU[0], p[1] - MU[1]);
@@ -140,12 +145,18 @@ fn score_returns_the_gradient_of_log_p_in_the_csv_units() {
     std::fs::create_dir_all(&elsewhere).unwrap();
     let x = draws(300, 2);
     let input = write_file(root, "points.csv", &points_csv::to_csv(&x, 2, "x"));
-    let (out, _) = ok(&["score", "--run", s(&run_dir), "--input", s(&input)], &elsewhere);
+    let (out, _) = ok(
+        &["score", "--run", s(&run_dir), "--input", s(&input)],
+        &elsewhere,
+    );
     let scores = points_csv::parse_points(&out, 2, Path::new("stdout")).unwrap();
     let truth = true_scores(&x);
     let err = relative_error(&scores, &truth);
     eprintln!("relative squared error of the scores: {err:.4} in data units");
-    assert!(err < 0.05, "relative squared error {err} of the scores in data units");
+    assert!(
+        err < 0.05,
+        "relative squared error {err} of the scores in data units"
+    );
 
     // In the model's coordinates the same model answers at y = A (x − m);
     // its raw answer is not the data's score (the check has power) …
@@ -164,7 +175,10 @@ fn score_returns_the_gradient_of_log_p_in_the_csv_units() {
     );
     let internal = points_csv::parse_points(&out_y, 2, Path::new("stdout")).unwrap();
     let raw_err = relative_error(&internal, &truth);
-    assert!(raw_err > 0.3, "unconverted scores are close to the truth: {raw_err}");
+    assert!(
+        raw_err > 0.3,
+        "unconverted scores are close to the truth: {raw_err}"
+    );
     // … and the chain rule Aᵀ s(y) turns it into the data-unit answer.
     let chained = record.data_map.score_to_data(&internal).unwrap();
     for (a, b) in chained.iter().zip(&scores) {
@@ -248,6 +262,11 @@ fn preprocessing_none_records_the_identity_and_paths_resolve_against_the_file() 
 
     // A missing file is an error naming the resolved path.
     std::fs::remove_file(root.join("data/gauss.csv")).unwrap();
-    let e = Experiment::load(&file).unwrap().build().err().unwrap().to_string();
+    let e = Experiment::load(&file)
+        .unwrap()
+        .build()
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains(s(&resolved)), "{e}");
 }

@@ -53,7 +53,7 @@ pub const MAX_GRID: usize = 64;
 pub const MAX_CHAINS: usize = 100_000;
 
 fn default_chains() -> usize {
-    256
+    128
 }
 fn default_steps() -> usize {
     100
@@ -69,7 +69,7 @@ fn default_init() -> Init {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamplingEval {
-    /// Chains per evaluation (default 256; 0 switches the metrics and
+    /// Chains per evaluation (default 128; 0 switches the metrics and
     /// pictures off). The cost is `chains × steps` score evaluations per
     /// split and per picture.
     #[serde(default = "default_chains")]
