@@ -260,6 +260,26 @@ fn preprocessing_none_records_the_identity_and_paths_resolve_against_the_file() 
     );
     assert_eq!(out.lines().count(), 2, "{out}");
 
+    // A run folder from before runs recorded their data map: the data's
+    // units are refused with the reason, the model's coordinates still work.
+    std::fs::remove_file(run_dir.join("data.json")).unwrap();
+    let p = write_file(root, "p.csv", "3,-2\n");
+    let out = slicedscore(&["score", "--run", s(&run_dir), "--input", s(&p)], root);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{e}");
+    assert!(e.contains("data.json") && e.contains("--internal"), "{e}");
+    ok(
+        &[
+            "score",
+            "--run",
+            s(&run_dir),
+            "--input",
+            s(&p),
+            "--internal",
+        ],
+        root,
+    );
+
     // A missing file is an error naming the resolved path.
     std::fs::remove_file(root.join("data/gauss.csv")).unwrap();
     let e = Experiment::load(&file)

@@ -257,14 +257,17 @@ pub fn artifacts(
         Vec::new()
     };
     if d == 2 {
+        // Drawn over the data: a task without data points (latent codes) gets none.
+        let Some(data) = task
+            .train_points()
+            .or_else(|| task.held_out_points(Split::Validation))
+        else {
+            return Vec::new();
+        };
         let chains = match run_chains(s, &density, task, s.chains, rng) {
             Ok(c) => c,
             Err(e) => return warn(&e),
         };
-        let data = task
-            .train_points()
-            .or_else(|| task.held_out_points(Split::Validation))
-            .unwrap_or(&[]);
         let truth = task.truth().map(TargetDensity);
         let field = Field2d {
             model: &density,
