@@ -3,7 +3,9 @@
 //! [`write_atomic`] writes the new contents to a temporary file next to the
 //! target, fsyncs it and renames it over the target. Readers therefore see
 //! either the complete old file or the complete new one, never a mix, even if
-//! the process dies half-way through the write.
+//! the process dies half-way through the write. A temporary file left by a
+//! process that was killed mid-write is removed by the next write of the
+//! same file.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -34,6 +36,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
+    remove_stale_temps(dir, name);
     let counter = TEMP_COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(name);
@@ -55,6 +58,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
             // Best effort: the temporary file may already be gone.
             let _ = fs::remove_file(&temp);
             Err(err)
+        }
+    }
+}
+
+/// Removes `.{name}.tmp.{pid}.{k}` files in `dir` whose process is gone
+/// (on Linux, where `/proc/{pid}` tells; elsewhere those of other
+/// processes are left alone).
+fn remove_stale_temps(dir: &Path, name: &std::ffi::OsStr) {
+    let prefix = format!(".{}.tmp.", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name();
+        let file = file.to_string_lossy();
+        let Some(rest) = file.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        let gone = pid != std::process::id()
+            && Path::new("/proc/self").exists()
+            && !Path::new(&format!("/proc/{pid}")).exists();
+        if gone {
+            let _ = fs::remove_file(e.path());
         }
     }
 }
@@ -118,6 +147,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("target")]);
+    }
+
+    #[test]
+    fn a_dead_writers_temporary_file_is_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metrics.json");
+        // A pid above the kernel's maximum (2²²) belongs to no process.
+        let stale = dir.path().join(".metrics.json.tmp.4194305.0");
+        fs::write(&stale, b"half").unwrap();
+        let other = dir.path().join(".other.json.tmp.4194305.0");
+        fs::write(&other, b"not ours").unwrap();
+        write_atomic(&path, b"{}").unwrap();
+        if Path::new("/proc/self").exists() {
+            assert!(!stale.exists());
+        }
+        assert!(
+            other.exists(),
+            "only temporaries of the written file are touched"
+        );
     }
 
     #[test]

@@ -424,12 +424,36 @@ impl Experiment {
             &projection.name,
             &*projection_built,
         )?;
+        self.check_step_memory(&*trained, &*objective_built, &dev)?;
         self.finish_build(
             dev,
             task,
             ModelSlot::Trained(trained),
             Some(objective_built),
             Some(projection_built),
+        )
+    }
+
+    /// Refuses a batch whose training step would not fit in memory: the
+    /// rows the model sees (batch × projections or noise draws) times the
+    /// values a point keeps per forward pass, with room for jets, their
+    /// backward pass and the optimizer.
+    fn check_step_memory(
+        &self,
+        model: &dyn ScoreModel,
+        objective: &dyn Objective,
+        dev: &Device,
+    ) -> Result<(), ConfigError> {
+        let rows = crate::budget::bytes(&[self.batch_size, objective.rows_per_point().max(1)]);
+        let per_row = crate::budget::bytes(&[
+            model.width_per_point().max(model.dim()),
+            dev.precision().bytes(),
+            16,
+        ]);
+        crate::budget::require_fits(
+            "batch_size",
+            "one training step",
+            rows.saturating_mul(per_row),
         )
     }
 

@@ -31,6 +31,7 @@ pub mod ais;
 pub mod atomic_file;
 pub mod autodiff;
 pub mod bench;
+pub mod budget;
 pub mod cli;
 pub mod compute;
 pub mod data_map;

@@ -107,6 +107,12 @@ pub trait ScoreModel: Module {
         256
     }
 
+    /// Values one point keeps in one forward pass, summed over the layers
+    /// (for memory estimates of a training step; default: the trace width).
+    fn width_per_point(&self) -> usize {
+        self.trace_width()
+    }
+
     /// The unnormalized log-density, if the model has one.
     fn as_energy(&self) -> Option<&dyn EnergyModel> {
         None
@@ -163,6 +169,20 @@ pub trait DataInit {
     fn init_from_data(&mut self, dev: &Device, x: &[f64]);
 }
 
+/// Why an estimator could not be fitted to samples.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FitError {
+    /// The samples are unusable (too few, non-finite, all equal, …).
+    #[error(transparent)]
+    Samples(#[from] crate::kernels::KernelError),
+    /// A matrix of the fit could not be factored or decomposed.
+    #[error(transparent)]
+    Linalg(#[from] crate::linalg::LinalgError),
+    /// Anything else, said in words.
+    #[error("{0}")]
+    Other(String),
+}
+
 /// The name of the buffer in which a fitted model keeps its samples (see
 /// [`SampleEstimator::fit`]).
 pub const FITTED_SAMPLES: &str = "samples";
@@ -181,7 +201,7 @@ pub trait SampleEstimator {
     /// # Errors
     /// What went wrong (too few samples, a kernel matrix that stays
     /// singular after regularization); never a model with NaN estimates.
-    fn fit(&self, dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, String>;
+    fn fit(&self, dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError>;
 }
 
 /// The experiment's model as built: none (a task without a model), a model

@@ -71,6 +71,12 @@ pub trait Objective {
     fn needs(&self) -> Needs {
         Needs::default()
     }
+
+    /// Rows the model sees per batch point (projections or noise draws), for
+    /// memory estimates; 1 by default.
+    fn rows_per_point(&self) -> usize {
+        1
+    }
 }
 
 /// Directions `v` for `rows` rows of dimension `dim`, from the projection.

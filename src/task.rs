@@ -37,7 +37,9 @@ pub type Metrics = BTreeMap<String, f64>;
 
 /// Draws training rows in epochs: a fresh random order of all `n` rows each
 /// epoch, so every row is seen once per epoch (the first epoch is shuffled too).
-#[derive(Debug, Clone)]
+/// Its state (the order and the position in it) is saved with a run's
+/// checkpoint so a resumed run draws the same rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochSampler {
     order: Vec<usize>,
     cursor: usize,
@@ -50,6 +52,34 @@ impl EpochSampler {
             order: (0..n).collect(),
             cursor: n,
         }
+    }
+
+    /// The sampler's state as JSON (for [`Task::state`]).
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("an epoch sampler serializes")
+    }
+
+    /// Restores a state from [`EpochSampler::state`] of a sampler over the same rows.
+    ///
+    /// # Errors
+    /// When the state is not a sampler's, or is over another number of rows.
+    pub fn set_state(&mut self, state: &serde_json::Value) -> Result<(), TaskError> {
+        let s: EpochSampler = serde_json::from_value(state.clone())
+            .map_err(|e| TaskError::Invalid(format!("saved epoch state: {e}")))?;
+        let mut sorted = s.order.clone();
+        sorted.sort_unstable();
+        if sorted.len() != self.order.len()
+            || sorted.iter().enumerate().any(|(i, &v)| i != v)
+            || s.cursor > s.order.len()
+        {
+            return Err(TaskError::Invalid(format!(
+                "saved epoch state is over {} rows, the task has {}",
+                s.order.len(),
+                self.order.len()
+            )));
+        }
+        *self = s;
+        Ok(())
     }
 
     /// The next row index, reshuffling at the start of each epoch.
@@ -214,6 +244,35 @@ pub trait Task: Module {
     fn picture_points(&self, _points: &[f64]) -> Option<(Vec<u8>, usize, usize)> {
         None
     }
+
+    /// The state that changes as the task hands out batches (e.g. the epoch
+    /// order), saved with every checkpoint so a resumed run continues
+    /// exactly; `Null` (the default) for a task without such state.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Restores what [`Task::state`] returned.
+    ///
+    /// # Errors
+    /// When the state does not fit this task (another data set).
+    fn set_state(&mut self, _state: &serde_json::Value) -> Result<(), TaskError> {
+        Ok(())
+    }
+}
+
+/// Why a task's own training step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// The score estimator could not be fitted to the task's samples.
+    #[error("fitting the score estimator: {0}")]
+    Fit(#[from] crate::model::FitError),
+    /// The experiment's objective could not build its loss.
+    #[error(transparent)]
+    Loss(#[from] crate::objective::LossError),
+    /// Anything else the task checks (a non-finite score estimate, a missing model).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A task that trains networks of its own, with the experiment's model as an
@@ -231,7 +290,7 @@ pub trait OwnTraining {
         scores: ScoreSource<'_>,
         rng: &mut dyn RngCore,
         batch_size: usize,
-    ) -> Result<Mat, String>;
+    ) -> Result<Mat, TaskError>;
 
     /// Scalars of the last step worth logging under `train/` (e.g.
     /// reconstruction error, the score network's own loss).

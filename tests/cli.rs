@@ -422,9 +422,13 @@ fn diverging_run_fails_with_the_step() {
         .parse()
         .unwrap_or_else(|_| panic!("no step number in:\n{err}"));
     assert!((1..=100).contains(&step), "{err}");
-    assert!(err.contains("is inf") || err.contains("is NaN"), "{err}");
+    assert!(
+        err.contains("diverged at step")
+            && (err.contains(": inf") || err.contains(": NaN") || err.contains("e")),
+        "{err}"
+    );
     let m = common::read_json(&run.join("metrics.json"));
-    assert_eq!(m["status"], "failed");
+    assert_eq!(m["status"], "diverged");
     assert!(
         m["error"]
             .as_str()

@@ -55,6 +55,7 @@ fn train(dir: &Path, ron: &str) -> PathBuf {
         logs_root: dir.to_path_buf(),
         run_dir: Some(run_dir.clone()),
         progress: false,
+        ..RunOptions::default()
     };
     run_file(&file, &opts).unwrap_or_else(|e| panic!("{e}"));
     run_dir

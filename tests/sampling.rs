@@ -245,6 +245,7 @@ fn train_quick(dir: &Path, model: &str, iterations: usize) -> std::path::PathBuf
         logs_root: dir.to_path_buf(),
         run_dir: Some(run_dir.clone()),
         progress: false,
+        ..RunOptions::default()
     };
     run_file(&file, &opts).unwrap_or_else(|e| panic!("{e}"));
     run_dir
@@ -352,6 +353,7 @@ fn sampling_can_be_switched_off_and_refuses_conditional_models() {
         logs_root: tmp.path().to_path_buf(),
         run_dir: Some(run_dir.clone()),
         progress: false,
+        ..RunOptions::default()
     };
     run_file(&file, &opts).unwrap();
     let m = read_json(&run_dir.join("metrics.json"));

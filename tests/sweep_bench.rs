@@ -156,7 +156,7 @@ fn a_failing_run_is_reported_and_the_sweep_continues() {
         let e = r.error.as_deref().unwrap();
         assert!(e.contains("at step"), "{e}");
         let mj = read_json(&r.run_dir.as_ref().unwrap().join("metrics.json"));
-        assert_eq!(mj["status"], "failed");
+        assert_eq!(mj["status"], "diverged");
     }
     assert_eq!(g.finished(), 2);
     assert!(!report.metrics.is_empty());
@@ -167,7 +167,7 @@ fn a_failing_run_is_reported_and_the_sweep_continues() {
     assert!(table.contains("failed runs:"), "{table}");
     assert!(table.contains("ssm_vr (diverges) seed 1: "), "{table}");
     let js = read_json(&report.sweep_dir.join("summary.json"));
-    assert_eq!(js["rows"][0]["runs"][0]["status"], "failed");
+    assert_eq!(js["rows"][0]["runs"][0]["status"], "diverged");
 }
 
 #[test]

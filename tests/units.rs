@@ -115,6 +115,7 @@ fn train(file: &Path, run_dir: &Path) {
         logs_root: run_dir.parent().unwrap().to_path_buf(),
         run_dir: Some(run_dir.to_path_buf()),
         progress: false,
+        ..RunOptions::default()
     };
     // The working directory (the package root) is not the experiment's
     // folder: the data are found relative to the file.

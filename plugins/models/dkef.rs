@@ -289,6 +289,10 @@ impl ScoreModel for Dkef {
     fn trace_width(&self) -> usize {
         self.phi.max_width().max(self.inducing.shape().0)
     }
+    fn width_per_point(&self) -> usize {
+        // Features, then distances and one kernel matrix per bandwidth.
+        self.phi.total_width() + self.inducing.shape().0 * (2 + self.kernel_cols.len())
+    }
     crate::capabilities!(energy, curvature, data_init);
 }
 
@@ -371,6 +375,19 @@ impl ModelConfig for DkefConfig {
             ));
         }
         require_positive("base_std", self.base_std)?;
+        let mut widths = vec![dim];
+        widths.extend(std::iter::repeat_n(self.features, self.layers));
+        Mlp::check_memory("features", &widths)?;
+        crate::budget::require_fits(
+            "inducing_points",
+            "the inducing points and their features",
+            crate::budget::bytes(&[
+                self.inducing_points,
+                dim.saturating_add(self.features),
+                8,
+                4,
+            ]),
+        )?;
         Ok(BuiltModel::Trained(Box::new(Dkef::new(
             dev, dim, self, rng,
         ))))

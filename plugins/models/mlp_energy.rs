@@ -91,6 +91,9 @@ impl ScoreModel for MlpEnergy {
     fn trace_width(&self) -> usize {
         self.net.max_width()
     }
+    fn width_per_point(&self) -> usize {
+        self.net.total_width()
+    }
     crate::capabilities!(energy, curvature);
 }
 

@@ -128,14 +128,21 @@ impl ScoreModel for MlpScore {
     fn trace_width(&self) -> usize {
         self.net.max_width()
     }
+    fn width_per_point(&self) -> usize {
+        self.net.total_width()
+    }
 }
 
 impl MlpScoreConfig {
-    fn check(&self) -> Result<(), ConfigError> {
+    fn check(&self, input: usize, output: usize) -> Result<(), ConfigError> {
         for (i, &w) in self.hidden.iter().enumerate() {
             require_at_least(&format!("hidden[{i}]"), w, 1)?;
         }
-        Ok(())
+        let widths: Vec<usize> = std::iter::once(input)
+            .chain(self.hidden.iter().copied())
+            .chain([output])
+            .collect();
+        Mlp::check_memory("hidden", &widths)
     }
 }
 
@@ -146,7 +153,7 @@ impl ModelConfig for MlpScoreConfig {
         dim: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<BuiltModel, ConfigError> {
-        self.check()?;
+        self.check(dim, dim)?;
         Ok(BuiltModel::Trained(Box::new(MlpScore::new(
             dev, dim, self, rng,
         ))))
@@ -159,7 +166,7 @@ impl ModelConfig for MlpScoreConfig {
         context: usize,
         rng: &mut ChaCha8Rng,
     ) -> Result<BuiltModel, ConfigError> {
-        self.check()?;
+        self.check(dim.saturating_add(context), dim)?;
         Ok(BuiltModel::Trained(Box::new(MlpScore::conditional(
             dev, dim, context, self, rng,
         ))))

@@ -112,6 +112,22 @@ impl NiceConfig {
         require_at_least("couplings", self.couplings, 1)?;
         require_at_least("hidden_layers", self.hidden_layers, 1)?;
         require_at_least("hidden_units", self.hidden_units, 1)?;
+        let mut widths = vec![dim];
+        widths.extend(std::iter::repeat_n(self.hidden_units, self.hidden_layers));
+        widths.push(dim);
+        let one = Mlp::check_memory("hidden_units", &widths);
+        one?;
+        crate::budget::require_fits(
+            "couplings",
+            "the couplings' parameters, gradients and optimizer state",
+            crate::budget::bytes(&[
+                self.couplings,
+                self.hidden_units,
+                self.hidden_units,
+                self.hidden_layers,
+                32,
+            ]),
+        )?;
         Ok(())
     }
 }

@@ -28,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::autodiff::Graph;
 use crate::device::{Device, Mat, Precision};
 use crate::error::{require_at_least, ConfigError};
-use crate::kernels::{self, Bandwidth, PointScore, SymEigen};
-use crate::model::{SampleEstimator, ScoreModel, Terms};
+use crate::kernels::{self, Bandwidth, PointScore};
+use crate::linalg::SymEigen;
+use crate::model::{FitError, SampleEstimator, ScoreModel, Terms};
 use crate::nn::Param;
 use crate::registry::{BuiltModel, ModelConfig};
 
@@ -150,7 +151,7 @@ impl Spectral {
         context: usize,
         cfg: &SpectralConfig,
         x: &[f64],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FitError> {
         let mut s = Self::new(dim, context, cfg);
         s.fit_inner(x)?;
         let n = x.len() / dim;
@@ -158,7 +159,7 @@ impl Spectral {
         Ok(s)
     }
 
-    fn fit_inner(&mut self, x: &[f64]) -> Result<(), String> {
+    fn fit_inner(&mut self, x: &[f64]) -> Result<(), FitError> {
         let d = self.dim;
         let n = kernels::check_samples(x, d)?;
         self.x.clear();
@@ -171,9 +172,9 @@ impl Spectral {
         let vals = &self.eig.values;
         let top = vals[0];
         if top.is_nan() || top <= 0.0 {
-            return Err(format!(
+            return Err(FitError::Other(format!(
                 "the Gram matrix has no positive eigenvalue (largest {top:e})"
-            ));
+            )));
         }
         let usable = vals
             .iter()
@@ -236,11 +237,11 @@ impl Spectral {
             }
         }
         if let Some(p) = self.g.iter().position(|v| !v.is_finite()) {
-            return Err(format!(
+            return Err(FitError::Other(format!(
                 "the spectral estimate at sample {} is not finite ({j} eigenpairs, smallest kept eigenvalue {:e})",
                 p / d,
                 vals[j - 1]
-            ));
+            )));
         }
         self.sigma = sigma;
         self.j = j;
@@ -377,7 +378,7 @@ impl SampleEstimator for SpectralEstimator {
     fn samples_wanted(&self) -> usize {
         self.cfg.samples
     }
-    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, String> {
+    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError> {
         Ok(Box::new(Spectral::fit(self.dim, 0, &self.cfg, x)?))
     }
 }

@@ -35,7 +35,7 @@ use crate::autodiff::Graph;
 use crate::device::{Device, Mat, Precision};
 use crate::error::{require_at_least, ConfigError};
 use crate::kernels::{self, Bandwidth, PointScore};
-use crate::model::{SampleEstimator, ScoreModel, Terms};
+use crate::model::{FitError, SampleEstimator, ScoreModel, Terms};
 use crate::nn::Param;
 use crate::registry::{BuiltModel, ModelConfig};
 
@@ -136,7 +136,7 @@ impl Stein {
     /// Too few samples (< 2), a non-finite sample, all samples identical
     /// (median bandwidth 0), or `K + ηI` not numerically positive definite
     /// (possible only with `η = 0` and repeated samples).
-    pub fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, String> {
+    pub fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, FitError> {
         let mut s = Self::new(dim, context, cfg);
         s.fit_inner(x)?;
         let n = x.len() / dim;
@@ -144,7 +144,7 @@ impl Stein {
         Ok(s)
     }
 
-    fn fit_inner(&mut self, x: &[f64]) -> Result<(), String> {
+    fn fit_inner(&mut self, x: &[f64]) -> Result<(), FitError> {
         let d = self.dim;
         let n = kernels::check_samples(x, d)?;
         self.x.clear();
@@ -157,21 +157,21 @@ impl Stein {
         for i in 0..n {
             self.chol[i * n + i] += self.cfg.eta;
         }
-        kernels::cholesky_in_place(&mut self.chol, n).map_err(|e| {
-            format!(
+        crate::linalg::cholesky_in_place(&mut self.chol, n).map_err(|e| {
+            FitError::Other(format!(
                 "K + ηI (η = {}) cannot be factored: {e}; the samples repeat or nearly so — use η > 0",
                 self.cfg.eta
-            )
+            ))
         })?;
         self.g.clear();
         self.g.extend(self.r.iter().map(|v| -v));
-        kernels::cholesky_solve_rows(&self.chol, n, &mut self.g, d);
+        crate::linalg::cholesky_solve_rows(&self.chol, n, &mut self.g, d);
         if let Some(p) = self.g.iter().position(|v| !v.is_finite()) {
-            return Err(format!(
+            return Err(FitError::Other(format!(
                 "the Stein estimate at sample {} is not finite (ill-conditioned K + ηI, η = {})",
                 p / d,
                 self.cfg.eta
-            ));
+            )));
         }
         self.sigma = sigma;
         self.n = n;
@@ -231,7 +231,7 @@ impl Stein {
             }
             w.clear();
             w.extend_from_slice(&b);
-            kernels::cholesky_solve_rows(&self.chol, n, &mut w, p);
+            crate::linalg::cholesky_solve_rows(&self.chol, n, &mut w, p);
             // r* − Σ_i w_i R̃_i = Σ_i α_i (q − x_i) − Σ_i w_i R_i with
             // α_i = b_i (1 + w_i) / σ².
             acc[..p * d].fill(0.0);
@@ -350,7 +350,7 @@ impl SampleEstimator for SteinEstimator {
     fn samples_wanted(&self) -> usize {
         self.cfg.samples
     }
-    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, String> {
+    fn fit(&self, _dev: &Device, x: &[f64]) -> Result<Box<dyn ScoreModel>, FitError> {
         Ok(Box::new(Stein::fit(self.dim, 0, &self.cfg, x)?))
     }
 }

@@ -92,6 +92,10 @@ impl Objective for Dsm {
         };
         Ok(g.scale(&mean, factor))
     }
+
+    fn rows_per_point(&self) -> usize {
+        self.noise_samples
+    }
 }
 
 impl ObjectiveConfig for DsmConfig {

@@ -43,6 +43,10 @@ impl Objective for Ssm {
         let per = g.add(&t.vhv, &half);
         Ok(g.mean_all(&per))
     }
+
+    fn rows_per_point(&self) -> usize {
+        self.projections
+    }
 }
 
 impl ObjectiveConfig for SsmConfig {

@@ -57,6 +57,10 @@ impl Objective for SsmVr {
             ..Needs::default()
         }
     }
+
+    fn rows_per_point(&self) -> usize {
+        self.projections
+    }
 }
 
 impl ObjectiveConfig for SsmVrConfig {

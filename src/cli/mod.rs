@@ -16,6 +16,7 @@
 
 mod bench;
 mod check;
+mod resume;
 mod run;
 mod sample;
 mod score;
@@ -38,6 +39,9 @@ pub struct Cli {
 pub enum Command {
     /// Train the experiment in FILE; writes logs/<name>/<timestamp>/.
     Run(run::RunArgs),
+    /// Continue a run from its last checkpoint (after SIGINT/SIGTERM, a kill
+    /// or a crash); it ends as the uninterrupted run would have.
+    Resume(resume::ResumeArgs),
     /// Validate experiment files (parse and build every component) without training.
     Check(check::CheckArgs),
     /// List every registered task, model, objective and projection.
@@ -66,19 +70,27 @@ pub enum Command {
 /// Parses the process arguments, runs the command, and returns the exit
 /// status (errors are printed to stderr).
 pub fn main() -> ExitCode {
+    use std::io::IsTerminal;
+    // Colours only on a terminal, and never with NO_COLOR set.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
     match run_command(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            match e.downcast_ref::<crate::train::TrainError>() {
+                // 128 + SIGINT, as shells report an interrupted program.
+                Some(crate::train::TrainError::Interrupted { .. }) => ExitCode::from(130),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -87,6 +99,7 @@ pub fn main() -> ExitCode {
 pub fn run_command(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Run(a) => run::run(a),
+        Command::Resume(a) => resume::resume(a),
         Command::Check(a) => check::check(a),
         Command::List => check::list(),
         Command::Score(a) => score::score(a),

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::train::{run_file, RunOptions};
+use crate::train::{interrupt, run_file, RunOptions, RunSummary};
 
 /// Arguments of `run`.
 #[derive(Args)]
@@ -14,12 +14,16 @@ pub struct RunArgs {
     /// Root folder for run folders.
     #[arg(long, default_value = "logs")]
     logs: PathBuf,
-    /// Write into exactly this run folder.
+    /// Write into exactly this run folder (it must not hold a run already).
     #[arg(long)]
     run_dir: Option<PathBuf>,
     /// Do not draw a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Stop after this step with a checkpoint, as if interrupted
+    /// (`slicedscore resume` continues): for time-limited cluster jobs.
+    #[arg(long)]
+    stop_after: Option<u64>,
 }
 
 /// Trains and prints the run folder, the step time and the test metrics.
@@ -28,8 +32,16 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
         logs_root: a.logs,
         run_dir: a.run_dir,
         progress: !a.no_progress,
+        stop_after: a.stop_after,
     };
+    interrupt::install();
     let summary = run_file(&a.file, &opts)?;
+    print_summary(&summary);
+    Ok(())
+}
+
+/// Prints the run folder, the step time and the test metrics of a run.
+pub fn print_summary(summary: &RunSummary) {
     println!("run folder: {}", summary.run_dir.display());
     println!(
         "best step {} | mean {:.2} ms per training step",
@@ -39,5 +51,4 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     for (k, v) in &summary.test {
         println!("test/{k} = {v:.6}");
     }
-    Ok(())
 }

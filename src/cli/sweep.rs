@@ -31,6 +31,7 @@ pub struct SweepArgs {
 
 /// Runs the sweep and prints its table; fails when any run failed.
 pub fn sweep(a: SweepArgs) -> anyhow::Result<()> {
+    crate::train::interrupt::install();
     let opts = SweepOptions {
         logs_root: a.logs,
         metrics: a.metrics,

@@ -171,6 +171,23 @@ pub fn read_scalars(path: &Path) -> Result<Vec<ScalarEvent>, EventReadError> {
 
 /// All events in the event file at `path`, in file order, CRCs verified.
 pub fn read_events(path: &Path) -> Result<Vec<Event>, EventReadError> {
+    read_events_until_error(path).and_then(|(events, err)| match err {
+        Some(e) => Err(e),
+        None => Ok(events),
+    })
+}
+
+/// The complete events at the start of the file at `path` (a file cut
+/// short by a killed writer ends in a partial record, which is left out).
+pub fn read_complete_events(path: &Path) -> Result<Vec<Event>, EventReadError> {
+    read_events_until_error(path).map(|(events, _)| events)
+}
+
+/// The events up to the first bad record, and the error there (if any);
+/// `Err` only when the file cannot be opened.
+fn read_events_until_error(
+    path: &Path,
+) -> Result<(Vec<Event>, Option<EventReadError>), EventReadError> {
     let io_err = |source| EventReadError::Io {
         path: path.to_path_buf(),
         source,
@@ -182,7 +199,7 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, EventReadError> {
     let mut offset = 0u64;
     while offset < len {
         let record = events.len();
-        let data = read_record(&mut reader, len - offset).map_err(|err| match err {
+        let data = match read_record(&mut reader, len - offset).map_err(|err| match err {
             RecordError::Io(source) => io_err(source),
             RecordError::Truncated { needed } => EventReadError::Truncated {
                 path: path.to_path_buf(),
@@ -203,17 +220,26 @@ pub fn read_events(path: &Path) -> Result<Vec<Event>, EventReadError> {
                 stored,
                 computed,
             },
-        })?;
-        let event = decode_event(&data).map_err(|message| EventReadError::Decode {
-            path: path.to_path_buf(),
-            record,
-            offset,
-            message,
-        })?;
+        }) {
+            Ok(d) => d,
+            Err(e) => return Ok((events, Some(e))),
+        };
+        let event = match decode_event(&data) {
+            Ok(e) => e,
+            Err(message) => {
+                let e = EventReadError::Decode {
+                    path: path.to_path_buf(),
+                    record,
+                    offset,
+                    message,
+                };
+                return Ok((events, Some(e)));
+            }
+        };
         events.push(event);
         offset += RECORD_OVERHEAD + data.len() as u64;
     }
-    Ok(events)
+    Ok((events, None))
 }
 
 /// The TFRecord masked CRC32C.

@@ -5,22 +5,20 @@
 //! tests) with scalars such as the loss and with sample images. The
 //! TensorBoard logger appends them to an `events.out.tfevents.*` file that
 //! stock TensorBoard displays. Summary numbers for a whole run go separately
-//! to `metrics.json`, replaced atomically by [`write_metrics`].
+//! to `metrics.json` ([`crate::train::record`]).
 //!
 //! [`read_scalars`] is an independent reader of event files, so tests (and
 //! tools) can check what was written without TensorBoard.
 
 pub mod event_reader;
-pub mod metrics;
 pub mod tensorboard;
 
 use std::path::PathBuf;
 
 pub use event_reader::{
-    find_event_files, read_events, read_scalars, Event, EventReadError, ScalarEvent, SummaryValue,
-    ValueKind,
+    find_event_files, read_complete_events, read_events, read_scalars, Event, EventReadError,
+    ScalarEvent, SummaryValue, ValueKind,
 };
-pub use metrics::{read_metrics, write_metrics, MetricsFile};
 pub use tensorboard::TensorBoardLogger;
 
 /// A sink for training records. Object safe: use it as `&mut dyn Logger` or

@@ -106,6 +106,28 @@ impl Mlp {
         self.layers[self.layers.len() - 1].weight.shape().1
     }
 
+    /// The sum of the layer outputs: values one point keeps per forward pass.
+    pub fn total_width(&self) -> usize {
+        self.layers.iter().map(|l| l.weight.shape().1).sum()
+    }
+
+    /// Checks, before building, that an MLP of `widths` fits in memory
+    /// (its parameters, their gradients and Adam's two moments).
+    ///
+    /// # Errors
+    /// A [`crate::error::ConfigError`] on `field` with the estimate.
+    pub fn check_memory(field: &str, widths: &[usize]) -> Result<(), crate::error::ConfigError> {
+        let params = widths
+            .windows(2)
+            .map(|w| crate::budget::bytes(&[w[0], w[1]]).saturating_add(w[1] as u128))
+            .fold(0u128, |a, b| a.saturating_add(b));
+        crate::budget::require_fits(
+            field,
+            "the network's parameters, gradients and optimizer state",
+            params.saturating_mul(8 * 4),
+        )
+    }
+
     /// The widest layer output.
     pub fn max_width(&self) -> usize {
         self.layers

@@ -96,10 +96,10 @@ pub fn sliced_wasserstein(
 ///
 /// # Errors
 /// When there are fewer than two distinct rows or a value is not finite.
-pub fn median_bandwidth(x: &[f64], dim: usize) -> Result<f64, String> {
+pub fn median_bandwidth(x: &[f64], dim: usize) -> Result<f64, kernels::KernelError> {
     let n = x.len() / dim.max(1);
     if n < 2 {
-        return Err(format!("{n} points have no pairwise distances"));
+        return Err(kernels::KernelError::TooFewSamples { n });
     }
     let mut sq = Vec::new();
     kernels::pairwise_sq_dists_into(x, n, dim, &mut sq);

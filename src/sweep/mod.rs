@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::error::ExperimentError;
 use crate::experiment::Experiment;
 use crate::train::record::RunState;
-use crate::train::{train, RunOptions, RunSummary};
+use crate::train::{train, RunOptions, RunSummary, TrainError};
 
 pub use collect::report_runs;
 use report::{chosen_metrics, labels, summarise};
@@ -156,6 +156,7 @@ pub fn run_sweep(
             if let Some(e) = &run.error {
                 tracing::warn!("{} seed {seed} failed: {e}", file.display());
             }
+            let interrupted = run.status == RunState::Interrupted;
             report.rows[row_index].runs.push(run);
             report.metrics = chosen_metrics(&report.rows, &opts.metrics);
             let metrics = report.metrics.clone();
@@ -163,6 +164,11 @@ pub fn run_sweep(
                 summarise(row, &metrics);
             }
             report.write()?;
+            if interrupted {
+                // A stop request ends the sweep; the interrupted run resumes on its own.
+                tracing::warn!("sweep interrupted after {done} of {total} runs");
+                return Ok(report);
+            }
         }
     }
     Ok(report)
@@ -195,16 +201,25 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
     };
     // The run folder's copy is the typed experiment with this seed.
     let copy = exp.to_ron();
+    let run_dir = match crate::train::run_dir::create_unique(&run_dir) {
+        Ok(d) => d,
+        Err(e) => {
+            run.error = Some(format!("{}: {e}", run_dir.display()));
+            return run;
+        }
+    };
     let run_opts = RunOptions {
         logs_root: opts.logs_root.clone(),
         run_dir: Some(run_dir.clone()),
         progress: opts.progress,
+        stop_after: None,
     };
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        let built = exp
-            .build()
-            .map_err(|e| format!("{}: {e}", file.display()))?;
-        train(&exp, &copy, built, &run_opts).map_err(|e| e.to_string())
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> Result<RunSummary, TrainError> {
+        let built = exp.build().map_err(|source| ExperimentError::Invalid {
+            path: file.to_path_buf(),
+            source,
+        })?;
+        train(&exp, &copy, built, &run_opts)
     }));
     if run_dir.exists() {
         run.run_dir = Some(run_dir);
@@ -215,7 +230,14 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
             run.metrics = run_metrics(&summary);
             run.dim = Some(summary.dim);
         }
-        Ok(Err(e)) => run.error = Some(e),
+        Ok(Err(e)) => {
+            run.status = match &e {
+                TrainError::Interrupted { .. } => RunState::Interrupted,
+                TrainError::Diverged { .. } => RunState::Diverged,
+                _ => RunState::Failed,
+            };
+            run.error = Some(e.to_string());
+        }
         Err(p) => run.error = Some(format!("panicked: {}", crate::error::panic_text(&*p))),
     }
     run

@@ -88,6 +88,16 @@ pub fn save(
     if let Some(p) = precision {
         metadata.insert("precision".into(), p.name().to_string());
     }
+    // A checksum of every tensor's bytes catches corruption that still
+    // parses (flipped bits in the data).
+    let sums: std::collections::BTreeMap<&str, u32> = entries
+        .iter()
+        .map(|(n, _, _, data)| (n.as_str(), crc32c::crc32c(data)))
+        .collect();
+    metadata.insert(
+        CHECKSUMS.into(),
+        serde_json::to_string(&sums).expect("checksums serialize"),
+    );
     let views: Vec<(String, TensorView<'_>)> = entries
         .iter()
         .map(|(n, shape, dtype, data)| {
@@ -105,6 +115,29 @@ pub fn save(
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// The metadata key of the per-tensor CRC32C checksums.
+const CHECKSUMS: &str = "crc32c";
+
+/// What a safetensors parse error means for a user.
+fn describe(e: &safetensors::SafeTensorError) -> String {
+    use safetensors::SafeTensorError as E;
+    match e {
+        E::HeaderTooSmall
+        | E::HeaderTooLarge
+        | E::InvalidHeaderLength
+        | E::MetadataIncompleteBuffer => {
+            "the file is truncated or is not a safetensors checkpoint".to_string()
+        }
+        E::InvalidHeader | E::InvalidHeaderStart | E::InvalidHeaderDeserialization => {
+            "its header is not valid safetensors JSON (a damaged or foreign file)".to_string()
+        }
+        E::TensorInvalidInfo | E::InvalidOffset(_) => {
+            "a tensor's offsets are inconsistent (a damaged file)".to_string()
+        }
+        other => format!("not a readable checkpoint ({other})"),
+    }
 }
 
 /// A loaded checkpoint file.
@@ -136,14 +169,31 @@ impl Checkpoint {
     }
 
     fn tensors(&self) -> Result<SafeTensors<'_>, CheckpointError> {
-        SafeTensors::deserialize(&self.bytes).map_err(|e| self.err(e.to_string()))
+        SafeTensors::deserialize(&self.bytes).map_err(|e| self.err(describe(&e)))
     }
 
     /// The metadata stored in the header.
     pub fn metadata(&self) -> Result<HashMap<String, String>, CheckpointError> {
         let (_, meta) =
-            SafeTensors::read_metadata(&self.bytes).map_err(|e| self.err(e.to_string()))?;
+            SafeTensors::read_metadata(&self.bytes).map_err(|e| self.err(describe(&e)))?;
         Ok(meta.metadata().clone().unwrap_or_default())
+    }
+
+    /// Checks a tensor's bytes against the checksum written with it (files
+    /// without checksums, from older versions, are not checked).
+    fn verify(&self, name: &str, data: &[u8]) -> Result<(), CheckpointError> {
+        let meta = self.metadata()?;
+        let Some(text) = meta.get(CHECKSUMS) else {
+            return Ok(());
+        };
+        let sums: std::collections::BTreeMap<String, u32> = serde_json::from_str(text)
+            .map_err(|e| self.err(format!("its checksums are unreadable: {e}")))?;
+        match sums.get(name) {
+            Some(&sum) if sum != crc32c::crc32c(data) => Err(self.err(format!(
+                "tensor `{name}` does not match its checksum: the file is corrupted"
+            ))),
+            _ => Ok(()),
+        }
     }
 
     /// One metadata value parsed as a number.
@@ -181,6 +231,7 @@ impl Checkpoint {
             return Err(self.err(format!("tensor `{name}` is not 2-D")));
         }
         let (r, c) = (t.shape()[0], t.shape()[1]);
+        self.verify(name, t.data())?;
         let m = match t.dtype() {
             Dtype::F64 => {
                 let data: Vec<f64> = t
@@ -270,5 +321,80 @@ impl Checkpoint {
         }
         opt.steps = self.metadata_usize("optimizer_steps").unwrap_or(0) as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::Activation;
+    use crate::nn::Mlp;
+    use rand::SeedableRng;
+
+    fn saved() -> (tempfile::TempDir, PathBuf, Mlp) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let dev = Device::cpu(Precision::F32);
+        let mlp = Mlp::new(
+            &dev,
+            &[2, 3, 1],
+            Activation::Tanh,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(1),
+        );
+        save(&path, &mlp, None, HashMap::new()).unwrap();
+        (dir, path, mlp)
+    }
+
+    #[test]
+    fn a_flipped_data_byte_is_caught_by_the_checksum() {
+        let (_dir, path, mut mlp) = saved();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01; // the lowest mantissa bit: still finite, still parses
+        std::fs::write(&path, &bytes).unwrap();
+        let c = Checkpoint::read(&path).unwrap();
+        let err = c
+            .load_params(&Device::cpu(Precision::F32), &mut mlp)
+            .unwrap_err();
+        assert!(err.to_string().contains("checksum"), "{err}");
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+    }
+
+    #[test]
+    fn a_truncated_file_is_a_clear_error() {
+        let (_dir, path, _) = saved();
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        let err = Checkpoint::read(&path)
+            .err()
+            .expect("truncated file rejected");
+        assert!(err.to_string().contains("model.safetensors"), "{err}");
+        std::fs::write(&path, b"not a checkpoint").unwrap();
+        assert!(Checkpoint::read(&path).is_err());
+    }
+
+    #[test]
+    fn an_intact_file_loads_back_bit_for_bit() {
+        let (_dir, path, mlp) = saved();
+        let dev = Device::cpu(Precision::F32);
+        let mut other = Mlp::new(
+            &dev,
+            &[2, 3, 1],
+            Activation::Tanh,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(2),
+        );
+        Checkpoint::read(&path)
+            .unwrap()
+            .load_params(&dev, &mut other)
+            .unwrap();
+        let a: Vec<_> = named_params(&mlp)
+            .into_iter()
+            .map(|(_, p)| p.value.to_host_f32())
+            .collect();
+        let b: Vec<_> = named_params(&other)
+            .into_iter()
+            .map(|(_, p)| p.value.to_host_f32())
+            .collect();
+        assert_eq!(a, b);
     }
 }

@@ -1,37 +1,44 @@
-//! The training loop: batches → loss → one backward pass → optimizer step,
-//! with validation, checkpoints, TensorBoard scalars and `metrics.json`.
+//! Training runs: the loop, its checkpoints and record, and what makes a
+//! run survive (unshared folders, resume, clean stops, divergence).
 //!
-//! Run folder `logs/<experiment>/<timestamp>/` holds: `experiment.ron` (the
-//! file as given), `data.json` (the experiment's folder and the task's map
-//! from the data's units to the model's, [`crate::run_data`]), TensorBoard event files, `metrics.json` (rewritten
-//! atomically at every evaluation and at the end), `last.safetensors` and
-//! `best.safetensors` (atomic; best by the task's selection metric on the
-//! validation split). A non-finite loss or gradient stops the run with the
-//! step number; the checkpoints from the last good evaluation stay intact.
+//! Data flow: [`run_file`] reads and builds an experiment and hands it to
+//! [`train`], which claims a run folder of its own ([`run_dir`]), copies the
+//! experiment there and runs the loop ([`looping`]): batches → loss → one
+//! backward pass → optimizer step ([`step`]), with validation, checkpoints
+//! ([`checkpoint`]), TensorBoard scalars and `metrics.json` ([`record`]) at
+//! every evaluation. [`resume`] takes a run up again from its last
+//! checkpoint, which holds everything the loop needs to continue exactly:
+//! parameters, optimizer moments, the random stream's position, the task's
+//! epoch order, the step, the best-so-far and the divergence baselines.
+//!
+//! Run folder `logs/<experiment>/<timestamp>[-k]/` holds: `experiment.ron`
+//! (the file as given; a sweep writes the typed experiment with its seed),
+//! `data.json` (the experiment file's folder, against which the copy's
+//! relative data paths resolve on resume, and the task's map from the data's
+//! units to the model's coordinates; [`crate::run_data`]), TensorBoard event files (a resumed run adds one and never logs a step
+//! twice), `metrics.json` (rewritten atomically; status `running`,
+//! `finished`, `failed`, `interrupted` or `diverged`), `last.safetensors`
+//! and `best.safetensors` (atomic; best by the task's selection metric on
+//! the validation split). SIGINT/SIGTERM stop after the current step with a
+//! checkpoint ([`interrupt`]); a loss or metric that explodes or turns
+//! non-finite stops the run as `diverged` ([`divergence`]).
 
 pub mod checkpoint;
+pub mod divergence;
+pub mod interrupt;
+mod looping;
 pub mod optim;
 pub mod record;
+pub mod run_dir;
 pub mod step;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 
 use crate::error::ExperimentError;
-use crate::experiment::{derive_seed, streams, Built, Experiment};
-use crate::logging::{LogError, Logger, TensorBoardLogger};
-use crate::model::ModelSlot;
-use crate::nn::module::num_trainable;
-use crate::task::{Artifact, Metrics, Split};
+use crate::experiment::{Built, Experiment};
+use crate::logging::LogError;
+use crate::task::Metrics;
 use checkpoint::CheckpointError;
-use optim::Optimizer;
-use record::RunRecord;
-use step::{checkpointed, train_step, StepError, StepParts};
 
 /// File name of the last checkpoint in a run folder.
 pub const LAST_CHECKPOINT: &str = "last.safetensors";
@@ -47,10 +54,15 @@ pub const METRICS_FILE: &str = "metrics.json";
 pub struct RunOptions {
     /// Root of the run folders (default `logs`).
     pub logs_root: PathBuf,
-    /// Use exactly this run folder instead of `<logs_root>/<name>/<timestamp>`.
+    /// Use exactly this run folder (it must not hold a run) instead of a new
+    /// `<logs_root>/<name>/<timestamp>`.
     pub run_dir: Option<PathBuf>,
     /// Draw a progress bar on the terminal.
     pub progress: bool,
+    /// Stop after this step as if interrupted (a checkpoint, status
+    /// `interrupted`; `resume` continues): for time-limited jobs on a
+    /// cluster, or to split a run.
+    pub stop_after: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -59,6 +71,7 @@ impl Default for RunOptions {
             logs_root: PathBuf::from("logs"),
             run_dir: None,
             progress: true,
+            stop_after: None,
         }
     }
 }
@@ -83,30 +96,53 @@ pub enum TrainError {
     /// TensorBoard or metrics logging failed.
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The run folder named with `--run-dir` already holds a run.
+    #[error("{run_dir} already holds a run; continue it with `slicedscore resume {run_dir}` or name another folder")]
+    RunDirTaken {
+        /// The folder.
+        run_dir: PathBuf,
+    },
     /// The task could not build a step's loss, or a model could not be
     /// fitted from samples.
-    #[error("step {step}: {message} (the last good checkpoint is kept in {run_dir})")]
+    #[error("step {step}: {message} ({kept})")]
     Step {
         /// Training step (0: before training).
         step: u64,
         /// What went wrong.
         message: String,
-        /// The run folder.
-        run_dir: PathBuf,
+        /// Which checkpoint is kept where.
+        kept: String,
     },
-    /// The loss, gradient or a validation metric became NaN or infinite.
-    #[error(
-        "{what} is {value} at step {step}; stopped (the last good checkpoint is kept in {run_dir})"
-    )]
-    NonFinite {
-        /// Training step (1-based).
+    /// The loss, the gradient or the selection metric exploded or became
+    /// NaN or infinite.
+    #[error("{what} diverged at step {step}: {value}{first}; stopped ({kept})")]
+    Diverged {
+        /// Training step (0: before training).
         step: u64,
         /// Which quantity.
         what: String,
         /// Its value.
         value: f64,
+        /// `" (first value …)"` when it had one.
+        first: String,
+        /// Which checkpoint is kept where.
+        kept: String,
+    },
+    /// SIGINT or SIGTERM stopped the run after saving a checkpoint.
+    #[error("interrupted at step {step}; the checkpoint is saved: continue with `slicedscore resume {run_dir}`")]
+    Interrupted {
+        /// The last step taken.
+        step: u64,
         /// The run folder.
         run_dir: PathBuf,
+    },
+    /// A run cannot be resumed.
+    #[error("cannot resume {run_dir}: {message}")]
+    Resume {
+        /// The run folder.
+        run_dir: PathBuf,
+        /// Why not.
+        message: String,
     },
 }
 
@@ -152,386 +188,102 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-/// Encodes an RGB8 image as PNG.
-pub fn png_bytes(rgb: &[u8], width: usize, height: usize) -> Result<Vec<u8>, String> {
-    if rgb.len() != width * height * 3 {
-        return Err(format!(
-            "image of {width}×{height} needs {} bytes, got {}",
-            width * height * 3,
-            rgb.len()
-        ));
-    }
-    let mut out = Vec::new();
-    {
-        let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut w = enc.write_header().map_err(|e| e.to_string())?;
-        w.write_image_data(rgb).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
-}
-
-fn progress_bar(iterations: u64, visible: bool) -> ProgressBar {
-    let pb = ProgressBar::new(iterations);
-    if !visible {
-        pb.set_draw_target(ProgressDrawTarget::hidden());
-    }
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:30}] {pos}/{len} {per_sec} ETA {eta} {msg}",
-        )
-        .expect("valid progress template")
-        .progress_chars("=> "),
-    );
-    pb
-}
-
-/// Trains an already built experiment; `source_text` is copied into the run folder.
+/// Trains an already built experiment in a run folder of its own;
+/// `source_text` is copied into it.
 pub fn train(
     exp: &Experiment,
     source_text: &str,
     built: Built,
     opts: &RunOptions,
 ) -> Result<RunSummary, TrainError> {
-    let run_dir = opts
-        .run_dir
-        .clone()
-        .unwrap_or_else(|| exp.new_run_dir(&opts.logs_root));
-    std::fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+    let run_dir = match &opts.run_dir {
+        Some(dir) => {
+            run_dir::claim(dir)?;
+            dir.clone()
+        }
+        None => {
+            let base = exp.new_run_dir(&opts.logs_root);
+            run_dir::create_unique(&base).map_err(io_err(&base))?
+        }
+    };
     let copy = run_dir.join(EXPERIMENT_COPY);
     crate::atomic_file::write_atomic(&copy, source_text.as_bytes()).map_err(io_err(&copy))?;
     let data_record = run_dir.join(crate::run_data::RUN_DATA_FILE);
     crate::run_data::RunData::of(exp, &*built.task)
         .write(&run_dir)
         .map_err(io_err(&data_record))?;
-    let mut tb = TensorBoardLogger::create(&run_dir)?;
-    let mut looper = Loop::new(exp, built, run_dir);
-    let result = looper.run(&mut tb, opts.progress);
-    if let Err(e) = &result {
-        looper.status.fail(e.to_string());
-        // Best effort: the original error matters more than a logging failure.
-        let _ = looper.write_status();
-    }
-    // `close` waits until the event file is written; `flush` only asks. A
-    // training error matters more than a logging error at close.
-    let closed = tb.close();
-    let summary = result?;
-    closed?;
-    Ok(summary)
+    looping::Loop::fresh(exp, built, run_dir)?.run_to_end(opts)
 }
 
-struct Loop<'e> {
-    exp: &'e Experiment,
-    built: Built,
-    run_dir: PathBuf,
-    rng: ChaCha8Rng,
-    opt: Optimizer,
-    status: RunRecord,
-    best: Option<(u64, f64)>,
+/// Continues the run in `run_dir` from its last checkpoint: same
+/// parameters, optimizer state, random stream, data order, step, best-so-far
+/// and patience, so it ends as the uninterrupted run would have.
+pub fn resume(run_dir: &Path, opts: &RunOptions) -> Result<RunSummary, TrainError> {
+    let exp_path = run_dir.join(EXPERIMENT_COPY);
+    // Relative data paths in the copy resolve against the original file's folder.
+    let base = crate::run_data::RunData::read(run_dir)
+        .map_err(|e| match e {
+            crate::run_data::RunDataError::Io { path, source } => TrainError::Io { path, source },
+            crate::run_data::RunDataError::Invalid { path, message } => TrainError::Io {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+            },
+        })?
+        .experiment_dir;
+    let text = std::fs::read_to_string(&exp_path).map_err(|source| ExperimentError::Read {
+        path: exp_path.clone(),
+        source,
+    })?;
+    let exp = Experiment::parse_with_base(&text, &exp_path, base.as_deref())?;
+    let built = exp.build().map_err(|source| ExperimentError::Invalid {
+        path: exp_path.clone(),
+        source,
+    })?;
+    looping::Loop::resumed(&exp, built, run_dir.to_path_buf())?.run_to_end(opts)
 }
 
-impl<'e> Loop<'e> {
-    fn new(exp: &'e Experiment, built: Built, run_dir: PathBuf) -> Self {
-        let status = RunRecord::new(
-            exp,
-            built.task.selection_metric(),
-            built.task.dim(),
-            &run_dir,
-        );
-        Self {
-            exp,
-            rng: ChaCha8Rng::seed_from_u64(derive_seed(exp.seed, streams::TRAIN)),
-            opt: Optimizer::new(exp.optimizer.clone()),
-            built,
-            run_dir,
-            status,
-            best: None,
-        }
+/// Why an image could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum PngError {
+    /// The pixel buffer does not match the size.
+    #[error("image of {width}×{height} needs {needed} bytes, got {got}")]
+    Size {
+        /// Width in pixels.
+        width: usize,
+        /// Height in pixels.
+        height: usize,
+        /// `width · height · 3`.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// The encoder failed.
+    #[error(transparent)]
+    Encode(#[from] png::EncodingError),
+}
+
+/// Encodes an RGB8 image as PNG.
+///
+/// # Errors
+/// When `rgb` does not hold `width · height · 3` bytes, or encoding fails.
+pub fn png_bytes(rgb: &[u8], width: usize, height: usize) -> Result<Vec<u8>, PngError> {
+    if rgb.len() != width * height * 3 {
+        return Err(PngError::Size {
+            width,
+            height,
+            needed: width * height * 3,
+            got: rgb.len(),
+        });
     }
-
-    fn write_status(&self) -> Result<(), TrainError> {
-        let path = self.run_dir.join(METRICS_FILE);
-        crate::logging::write_metrics(&path, &self.status.to_json())?;
-        Ok(())
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, width as u32, height as u32);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut w = enc.write_header()?;
+        w.write_image_data(rgb)?;
     }
-
-    fn save(&mut self, file: &str, step: u64) -> Result<(), TrainError> {
-        let mut meta = HashMap::new();
-        meta.insert("step".to_string(), step.to_string());
-        meta.insert("dim".to_string(), self.built.task.dim().to_string());
-        meta.insert("experiment".to_string(), self.exp.name.clone());
-        let module = checkpointed(&mut self.built.model, &mut *self.built.task);
-        checkpoint::save(&self.run_dir.join(file), &module, Some(&self.opt), meta)?;
-        Ok(())
-    }
-
-    /// Logs the task's artifacts of the current model to TensorBoard and,
-    /// with `save_to`, writes images there as PNG files.
-    fn log_artifacts(
-        &mut self,
-        tb: &mut dyn Logger,
-        step: u64,
-        save_to: Option<&Path>,
-    ) -> Result<(), TrainError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.exp.seed, streams::ARTIFACTS));
-        let mut artifacts =
-            self.built
-                .task
-                .artifacts(&self.built.dev, self.built.model.scorer(), &mut rng);
-        artifacts.extend(crate::sampling::evaluation::artifacts(
-            &self.exp.sampling,
-            &self.built.dev,
-            &*self.built.task,
-            self.built.model.scorer(),
-            &mut rng,
-        ));
-        for a in artifacts {
-            let Artifact::Image {
-                name,
-                rgb,
-                width,
-                height,
-            } = a;
-            tb.image(&format!("images/{name}"), step, &rgb, width, height)?;
-            if let Some(dir) = save_to {
-                let path = dir.join(format!("{name}.png"));
-                let bytes = png_bytes(&rgb, width, height).map_err(|e| TrainError::Io {
-                    path: path.clone(),
-                    source: std::io::Error::other(e),
-                })?;
-                crate::atomic_file::write_atomic(&path, &bytes).map_err(io_err(&path))?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The Langevin samples-vs-data metrics of the current model on `split`.
-    fn sampling_metrics(&self, split: Split) -> Metrics {
-        crate::sampling::evaluation::metrics(
-            &self.exp.sampling,
-            &self.built.dev,
-            &*self.built.task,
-            self.built.model.scorer(),
-            split,
-            self.exp.seed,
-        )
-    }
-
-    fn non_finite(&self, step: u64, what: &str, value: f64) -> TrainError {
-        TrainError::NonFinite {
-            step,
-            what: what.to_string(),
-            value,
-            run_dir: self.run_dir.clone(),
-        }
-    }
-
-    /// Evaluates on the validation split, logs, writes the last checkpoint
-    /// and, when the selection metric improved, the best one; returns the
-    /// selection metric.
-    fn evaluate_and_checkpoint(
-        &mut self,
-        tb: &mut dyn Logger,
-        step: u64,
-        loss_value: f64,
-        seconds_per_iteration: f64,
-    ) -> Result<f64, TrainError> {
-        let selection = self.built.task.selection_metric();
-        let mut metrics = self.built.task.evaluate(
-            &self.built.dev,
-            self.built.model.scorer(),
-            Split::Validation,
-        );
-        metrics.extend(self.sampling_metrics(Split::Validation));
-        for (k, v) in &metrics {
-            tb.scalar(&format!("val/{k}"), step, *v)?;
-        }
-        self.log_artifacts(tb, step, None)?;
-        let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
-        if !sel.is_finite() {
-            return Err(self.non_finite(step, &format!("validation {selection}"), sel));
-        }
-        self.save(LAST_CHECKPOINT, step)?;
-        let improved = self.best.is_none_or(|(_, b)| sel < b);
-        if improved {
-            self.best = Some((step, sel));
-            self.save(BEST_CHECKPOINT, step)?;
-        }
-        self.status
-            .record_eval(step, loss_value, seconds_per_iteration, &metrics, improved);
-        self.write_status()?;
-        tb.flush()?;
-        Ok(sel)
-    }
-
-    fn run(&mut self, tb: &mut dyn Logger, progress: bool) -> Result<RunSummary, TrainError> {
-        let exp = self.exp;
-        let iterations = exp.iterations as u64;
-        let bs = exp.batch_size;
-        let selection = self.built.task.selection_metric();
-        let parameters =
-            self.built.model.scorer().map_or(0, num_trainable) + num_trainable(&*self.built.task);
-        tracing::info!(
-            "{}: {} | model {} ({} parameters) | objective {} | projection {} | device {}",
-            exp.name,
-            self.built.task.describe(),
-            exp.model_name(),
-            parameters,
-            exp.objective_name(),
-            exp.projection_name(),
-            self.built.dev.name()
-        );
-        tracing::info!("run folder: {}", self.run_dir.display());
-        let fit_only = iterations == 0;
-        if let ModelSlot::Trained(m) = &mut self.built.model {
-            if let Some(init) = m.as_data_init() {
-                let points = init.data_init_points();
-                let batch = self.built.task.train_batch(&mut self.rng, points);
-                init.init_from_data(&self.built.dev, &batch);
-            }
-        }
-        if let (ModelSlot::Fitted { estimator, fitted }, true) = (&mut self.built.model, fit_only) {
-            let points = estimator.samples_wanted();
-            let batch = self.built.task.train_batch(&mut self.rng, points);
-            let model = estimator
-                .fit(&self.built.dev, &batch)
-                .map_err(|m| TrainError::Step {
-                    step: 0,
-                    message: format!("fitting the model to {points} training rows: {m}"),
-                    run_dir: self.run_dir.clone(),
-                })?;
-            *fitted = Some(model);
-        }
-        self.save(LAST_CHECKPOINT, 0)?;
-        self.write_status()?;
-        if fit_only {
-            self.evaluate_and_checkpoint(tb, 0, f64::NAN, 0.0)?;
-        }
-
-        let pb = progress_bar(iterations, progress);
-        let mut train_time = Duration::ZERO;
-        let mut window = (Duration::ZERO, 0u32);
-        let mut last_loss = f64::NAN;
-        let mut steps_taken = 0;
-        for step in 1..=iterations {
-            steps_taken = step;
-            let started = Instant::now();
-            let built = &mut self.built;
-            let parts = StepParts {
-                dev: &built.dev,
-                model: &mut built.model,
-                task: &mut *built.task,
-                objective: match (&built.objective, &built.projection) {
-                    (Some(o), Some(p)) => Some((&**o, &**p)),
-                    _ => None,
-                },
-            };
-            let outcome = match train_step(parts, &mut self.opt, &mut self.rng, bs, exp.grad_clip) {
-                Ok(o) => o,
-                Err(StepError::NonFinite { what, value }) => {
-                    pb.abandon();
-                    return Err(self.non_finite(step, what, value));
-                }
-                Err(StepError::Loss(message)) => {
-                    pb.abandon();
-                    return Err(TrainError::Step {
-                        step,
-                        message,
-                        run_dir: self.run_dir.clone(),
-                    });
-                }
-            };
-            let (loss_value, grad_norm) = (outcome.loss, outcome.grad_norm);
-            let dt = started.elapsed();
-            train_time += dt;
-            window.0 += dt;
-            window.1 += 1;
-            last_loss = loss_value;
-            if step % exp.log_every as u64 == 0 || step == 1 {
-                tb.scalar("train/loss", step, loss_value)?;
-                tb.scalar("train/grad_norm", step, grad_norm)?;
-                tb.scalar("train/learning_rate", step, self.opt.lr())?;
-                let spi = window.0.as_secs_f64() / window.1 as f64;
-                tb.scalar("train/seconds_per_iteration", step, spi)?;
-                let scalars = self
-                    .built
-                    .task
-                    .as_trainer()
-                    .map(|t| t.train_scalars())
-                    .unwrap_or_default();
-                for (k, v) in scalars {
-                    tb.scalar(&format!("train/{k}"), step, v)?;
-                }
-                window = (Duration::ZERO, 0);
-                pb.set_message(format!("loss {loss_value:.4}"));
-            }
-            pb.inc(1);
-            if step % exp.eval_every as u64 == 0 || step == iterations {
-                let spi = train_time.as_secs_f64() / step as f64;
-                let sel = match self.evaluate_and_checkpoint(tb, step, loss_value, spi) {
-                    Ok(sel) => sel,
-                    Err(e) => {
-                        pb.abandon();
-                        return Err(e);
-                    }
-                };
-                pb.set_message(format!("loss {loss_value:.4} | val {selection} {sel:.4}"));
-                if let (Some(patience), Some((best_step, _))) = (exp.patience, self.best) {
-                    if step - best_step >= patience as u64 && step < iterations {
-                        tracing::info!(
-                            "early stop at step {step}: validation {selection} has not improved since step {best_step}"
-                        );
-                        self.status.stopped_early(step);
-                        self.write_status()?;
-                        break;
-                    }
-                }
-            }
-        }
-        pb.finish();
-
-        let (best_step, _) = self.best.expect("evaluated at the last step");
-        let ckpt = checkpoint::Checkpoint::read(&self.run_dir.join(BEST_CHECKPOINT))?;
-        let dev = self.built.dev.clone();
-        ckpt.load_params(
-            &dev,
-            &mut checkpointed(&mut self.built.model, &mut *self.built.task),
-        )?;
-        let mut test =
-            self.built
-                .task
-                .evaluate(&self.built.dev, self.built.model.scorer(), Split::Test);
-        test.extend(self.sampling_metrics(Split::Test));
-        for (k, v) in &test {
-            tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
-        }
-        self.log_artifacts(tb, steps_taken, Some(&self.run_dir.clone()))?;
-        self.status.finish(best_step, &test);
-        self.write_status()?;
-        let seconds_per_iteration = if steps_taken == 0 {
-            0.0
-        } else {
-            train_time.as_secs_f64() / steps_taken as f64
-        };
-        tracing::info!(
-            "finished: best step {best_step}; test {}",
-            test.iter()
-                .map(|(k, v)| format!("{k} {v:.5}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        Ok(RunSummary {
-            run_dir: self.run_dir.clone(),
-            best_step,
-            best: self.status.best_metrics(),
-            test,
-            final_loss: last_loss,
-            seconds_per_iteration,
-            steps: steps_taken,
-            dim: self.built.task.dim(),
-        })
-    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -551,6 +303,7 @@ mod tests {
         assert_eq!(&buf[..info.buffer_size()], &rgb[..]);
         assert!(png_bytes(&rgb[1..], w, h)
             .unwrap_err()
+            .to_string()
             .contains("needs 18 bytes"));
     }
 }

@@ -56,6 +56,10 @@ pub enum RunState {
     Finished,
     /// Stopped by an error.
     Failed,
+    /// Stopped by SIGINT/SIGTERM after saving a checkpoint; `resume` continues it.
+    Interrupted,
+    /// Stopped because the loss or a metric exploded or became NaN.
+    Diverged,
 }
 
 impl RunState {
@@ -65,6 +69,8 @@ impl RunState {
             RunState::Running => "running",
             RunState::Finished => "finished",
             RunState::Failed => "failed",
+            RunState::Interrupted => "interrupted",
+            RunState::Diverged => "diverged",
         }
     }
 }
@@ -269,6 +275,32 @@ impl RunRecord {
     pub fn fail(&mut self, error: String) {
         self.status = RunState::Failed;
         self.error = Some(error);
+    }
+
+    /// Marks the run stopped by an error of kind `state` (failed,
+    /// interrupted, diverged) at `step`, with the message.
+    pub fn stop(&mut self, state: RunState, step: u64, error: String) {
+        self.status = state;
+        self.step = self.step.max(step);
+        self.error = Some(error);
+    }
+
+    /// Takes the record of a run up again at `step` (a resume): later
+    /// evaluations are forgotten, the status is `running` again.
+    pub fn resume_at(&mut self, step: u64) {
+        self.history.retain(|h| h.step <= step);
+        self.status = RunState::Running;
+        self.error = None;
+        self.test = None;
+        self.step = step;
+        self.stopped_early_at = None;
+    }
+
+    /// Writes the record to `path` atomically (pretty JSON and a newline).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a run record serializes");
+        bytes.push(b'\n');
+        crate::atomic_file::write_atomic(path, &bytes)
     }
 
     /// Validation metrics at the best step (empty before the first evaluation).

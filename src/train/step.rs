@@ -137,7 +137,7 @@ fn step_loss(
         };
         return trainer
             .train_loss(g, scores, rng, batch_size)
-            .map_err(StepError::Loss);
+            .map_err(|e| StepError::Loss(e.to_string()));
     }
     let (ModelSlot::Trained(model), Some((objective, projection))) = (model, objective) else {
         return Err(StepError::Loss(

@@ -526,6 +526,14 @@ impl Task for ImagesTask {
         "sm_loss"
     }
 
+    fn state(&self) -> serde_json::Value {
+        self.epochs.state()
+    }
+
+    fn set_state(&mut self, state: &serde_json::Value) -> Result<(), crate::task::TaskError> {
+        self.epochs.set_state(state)
+    }
+
     fn artifacts(
         &self,
         dev: &Device,

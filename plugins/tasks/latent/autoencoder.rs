@@ -64,6 +64,14 @@ macro_rules! autoencoder_task_basics {
         fn as_trainer(&mut self) -> Option<&mut dyn $crate::task::OwnTraining> {
             Some(self)
         }
+
+        fn state(&self) -> serde_json::Value {
+            self.ae.data.epochs.state()
+        }
+
+        fn set_state(&mut self, state: &serde_json::Value) -> Result<(), $crate::task::TaskError> {
+            self.ae.data.epochs.set_state(state)
+        }
     };
 }
 

@@ -66,7 +66,8 @@ pub struct BinaryImages {
     pub width: usize,
     quantization: Quantization,
     train: Images,
-    epochs: EpochSampler,
+    /// The order of the training images (saved with checkpoints).
+    pub epochs: EpochSampler,
     val: Vec<f64>,
     test: Vec<f64>,
     source: String,

@@ -32,7 +32,7 @@ use crate::device::{Device, Mat};
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
-use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSource, Task};
+use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSource, Task, TaskError};
 
 use super::autoencoder::{gaussian_kl, half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
 use super::data::DataConfig;
@@ -126,7 +126,7 @@ impl OwnTraining for ImplicitVae {
         scores: ScoreSource<'_>,
         rng: &mut dyn RngCore,
         n: usize,
-    ) -> Result<Mat, String> {
+    ) -> Result<Mat, TaskError> {
         let k = self.codes_per_image;
         let b = self.ae.codes(g, rng, n, k);
         let ll = Decoder::log_likelihood(g, &b.logits, &b.x_rows);

@@ -15,7 +15,7 @@ use rand::RngCore;
 use crate::autodiff::Graph;
 use crate::device::Mat;
 use crate::objective::LossContext;
-use crate::task::ScoreSource;
+use crate::task::{ScoreSource, TaskError};
 
 /// Scores at the codes and the model's own training loss.
 pub struct ScoreEstimate {
@@ -60,17 +60,23 @@ pub fn estimate_scores(
     latent: usize,
     context: Option<(&[f64], usize, usize)>,
     groups: usize,
-) -> Result<ScoreEstimate, String> {
+) -> Result<ScoreEstimate, TaskError> {
     let m = z.len() / latent;
     let (model, objective, projection) = match source {
-        ScoreSource::None => return Err("no score model to estimate the codes' scores with".into()),
+        ScoreSource::None => {
+            return Err(TaskError::Invalid(
+                "no score model to estimate the codes' scores with".into(),
+            ))
+        }
         ScoreSource::Fitted(estimator) => {
             let per = m / groups;
             let mut scores = Vec::with_capacity(z.len());
             for (i, block) in z.chunks(per * latent).enumerate() {
-                let fitted = estimator
-                    .fit(g.dev(), block)
-                    .map_err(|e| format!("fitting `{i}`-th group of {per} codes: {e}"))?;
+                let fitted = estimator.fit(g.dev(), block).map_err(|e| {
+                    TaskError::Invalid(format!(
+                        "fitting the estimator to the {i}-th group of {per} codes: {e}"
+                    ))
+                })?;
                 let mut inf = Graph::inference(g.dev());
                 let zm = inf.constant(block.to_vec(), per, latent);
                 scores.extend(fitted.score(&mut inf, &zm).to_host());
@@ -102,23 +108,21 @@ pub fn estimate_scores(
     check_finite(&scores, latent)?;
     let input = g.constant(rows, m, width);
     let mut ctx = LossContext { projection, rng };
-    let loss = objective
-        .loss(g, model, &input, &mut ctx)
-        .map_err(|e| e.to_string())?;
+    let loss = objective.loss(g, model, &input, &mut ctx)?;
     Ok(ScoreEstimate {
         scores,
         model_loss: Some(loss),
     })
 }
 
-fn check_finite(scores: &[f64], latent: usize) -> Result<(), String> {
+fn check_finite(scores: &[f64], latent: usize) -> Result<(), TaskError> {
     match scores.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(format!(
+        Some(i) => Err(TaskError::Invalid(format!(
             "the score estimate is {} at code {} of the batch, coordinate {}",
             scores[i],
             i / latent,
             i % latent
-        )),
+        ))),
         None => Ok(()),
     }
 }

@@ -26,7 +26,7 @@ use crate::device::{Device, Mat};
 use crate::error::{require_positive, ConfigError};
 use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
-use crate::task::{Metrics, OwnTraining, ScoreSource, Task};
+use crate::task::{Metrics, OwnTraining, ScoreSource, Task, TaskError};
 
 use super::autoencoder::{half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
 use super::data::DataConfig;
@@ -107,9 +107,11 @@ impl OwnTraining for Wae {
         scores: ScoreSource<'_>,
         rng: &mut dyn RngCore,
         n: usize,
-    ) -> Result<Mat, String> {
+    ) -> Result<Mat, TaskError> {
         if n < 2 && matches!(scores, ScoreSource::Fitted(_)) {
-            return Err("a kernel estimator of q(z) needs batch_size ≥ 2".into());
+            return Err(TaskError::Invalid(
+                "a kernel estimator of q(z) needs batch_size ≥ 2".into(),
+            ));
         }
         let b = self.ae.codes(g, rng, n, 1);
         let means = g.sigmoid(&b.logits);

@@ -182,6 +182,14 @@ impl Task for Synthetic {
     fn truth(&self) -> Option<&dyn Target> {
         Some(&*self.target)
     }
+
+    fn state(&self) -> serde_json::Value {
+        self.epochs.state()
+    }
+
+    fn set_state(&mut self, state: &serde_json::Value) -> Result<(), crate::task::TaskError> {
+        self.epochs.set_state(state)
+    }
 }
 
 impl TaskConfig for SyntheticConfig {
@@ -191,6 +199,18 @@ impl TaskConfig for SyntheticConfig {
         }
         require_at_least("val_size", self.val_size, 2)?;
         require_at_least("test_size", self.test_size, 2)?;
+        let dim = self.target.dim();
+        for (field, rows) in [
+            ("train_size", self.train_size),
+            ("val_size", self.val_size),
+            ("test_size", self.test_size),
+        ] {
+            crate::budget::require_fits(
+                field,
+                "the data set",
+                crate::budget::bytes(&[rows, dim, 8, 2]),
+            )?;
+        }
         let target = self.target.build(rng).map_err(
             |targets::TargetError::Invalid { field, message }| ConfigError::new(field, message),
         )?;

@@ -361,6 +361,14 @@ impl Task for Tabular {
     fn held_out_points(&self, split: Split) -> Option<&[f64]> {
         Some(self.split(split))
     }
+
+    fn state(&self) -> serde_json::Value {
+        self.epochs.state()
+    }
+
+    fn set_state(&mut self, state: &serde_json::Value) -> Result<(), crate::task::TaskError> {
+        self.epochs.set_state(state)
+    }
 }
 
 impl TaskConfig for TabularConfig {

@@ -1,4 +1,7 @@
-//! Small dense linear algebra for the synthetic targets, in plain `f64`.
+//! Small dense linear algebra in plain `f64` on the host: the one home of
+//! the Cholesky factorisation ([`cholesky`]) and the symmetric
+//! eigensolver ([`eigen`]), shared by the synthetic targets and the kernel
+//! score estimators.
 //!
 //! Matrices are row-major `&[f64]` slices with their sizes passed explicitly
 //! (entry `(i, j)` of an `r × c` matrix is `a[i * c + j]`). The routines are
@@ -11,8 +14,14 @@
 //! factor only check that vector lengths match its dimension and panic
 //! otherwise, like slice indexing does; their arithmetic cannot fail.
 
+pub mod cholesky;
+pub mod eigen;
+
 use rand::Rng;
 use rand_distr::StandardNormal;
+
+pub use cholesky::{cholesky_in_place, cholesky_solve_rows, Cholesky};
+pub use eigen::{sym_eigen, SymEigen};
 
 /// Why a linear-algebra routine refused its input.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,6 +59,12 @@ pub enum LinalgError {
         /// The column (0-based).
         column: usize,
     },
+    /// The symmetric eigensolver's QL iteration did not converge.
+    #[error("eigendecomposition: the QL iteration did not converge for eigenvalue {index}")]
+    NoConvergence {
+        /// The eigenvalue being refined.
+        index: usize,
+    },
     /// Random-rotation sampling kept drawing numerically singular matrices.
     #[error("random matrix was numerically singular in {attempts} attempts")]
     Degenerate {
@@ -59,7 +74,12 @@ pub enum LinalgError {
 }
 
 /// Checks that `a` has exactly `rows · cols` entries.
-fn check_len(what: &'static str, a: &[f64], rows: usize, cols: usize) -> Result<(), LinalgError> {
+pub(crate) fn check_len(
+    what: &'static str,
+    a: &[f64],
+    rows: usize,
+    cols: usize,
+) -> Result<(), LinalgError> {
     let expected = rows.saturating_mul(cols);
     if rows.checked_mul(cols) != Some(a.len()) {
         return Err(LinalgError::DimensionMismatch {
@@ -304,152 +324,6 @@ fn orthonormalize_columns(g: &[f64], n: usize) -> Option<Vec<f64>> {
         }
     }
     Some(q)
-}
-
-/// Cholesky factor `L` (lower triangular, positive diagonal) of a symmetric
-/// positive-definite matrix `A = L Lᵀ`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Cholesky {
-    n: usize,
-    /// Row-major `n × n`, zero above the diagonal.
-    l: Vec<f64>,
-}
-
-impl Cholesky {
-    /// Factorizes the `n × n` matrix `a`.
-    ///
-    /// Only the lower triangle (diagonal included) of `a` is read; the matrix is
-    /// assumed symmetric.
-    ///
-    /// # Errors
-    /// [`LinalgError::DimensionMismatch`] if `a.len() != n²`,
-    /// [`LinalgError::NotFinite`] if a lower-triangle entry is NaN or infinite,
-    /// and [`LinalgError::NotPositiveDefinite`] if a pivot is not strictly
-    /// positive (including numerically semidefinite matrices).
-    pub fn new(a: &[f64], n: usize) -> Result<Self, LinalgError> {
-        check_len("cholesky: a", a, n, n)?;
-        for i in 0..n {
-            for j in 0..=i {
-                if !a[i * n + j].is_finite() {
-                    return Err(LinalgError::NotFinite { row: i, col: j });
-                }
-            }
-        }
-        let mut l = vec![0.0; n * n];
-        for j in 0..n {
-            let d = a[j * n + j] - l[j * n..j * n + j].iter().map(|x| x * x).sum::<f64>();
-            if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) || !d.is_finite() {
-                return Err(LinalgError::NotPositiveDefinite { index: j, pivot: d });
-            }
-            let ljj = d.sqrt();
-            l[j * n + j] = ljj;
-            for i in j + 1..n {
-                let dot: f64 = l[i * n..i * n + j]
-                    .iter()
-                    .zip(&l[j * n..j * n + j])
-                    .map(|(a, b)| a * b)
-                    .sum();
-                l[i * n + j] = (a[i * n + j] - dot) / ljj;
-            }
-        }
-        Ok(Self { n, l })
-    }
-
-    /// Dimension `n` of the factored matrix.
-    pub fn dim(&self) -> usize {
-        self.n
-    }
-
-    /// The factor `L`, row-major `n × n`, zero above the diagonal.
-    pub fn factor(&self) -> &[f64] {
-        &self.l
-    }
-
-    /// `log det A = 2 Σᵢ log Lᵢᵢ`.
-    pub fn log_det(&self) -> f64 {
-        2.0 * (0..self.n)
-            .map(|i| self.l[i * self.n + i].ln())
-            .sum::<f64>()
-    }
-
-    fn check_vec(&self, what: &str, v: &[f64]) {
-        assert_eq!(
-            v.len(),
-            self.n,
-            "Cholesky::{what}: vector length {} does not match dimension {}",
-            v.len(),
-            self.n
-        );
-    }
-
-    /// Solves `L y = b` in place (forward substitution): on return `b` holds `y = L⁻¹ b`.
-    ///
-    /// # Panics
-    /// If `b.len()` differs from [`Cholesky::dim`].
-    pub fn solve_lower_in_place(&self, b: &mut [f64]) {
-        self.check_vec("solve_lower_in_place", b);
-        let n = self.n;
-        for i in 0..n {
-            let row = &self.l[i * n..i * n + i];
-            let dot: f64 = row.iter().zip(&b[..i]).map(|(a, c)| a * c).sum();
-            b[i] = (b[i] - dot) / self.l[i * n + i];
-        }
-    }
-
-    /// Solves `Lᵀ x = b` in place (back substitution): on return `b` holds `x = L⁻ᵀ b`.
-    ///
-    /// # Panics
-    /// If `b.len()` differs from [`Cholesky::dim`].
-    pub fn solve_upper_in_place(&self, b: &mut [f64]) {
-        self.check_vec("solve_upper_in_place", b);
-        let n = self.n;
-        for i in (0..n).rev() {
-            let dot: f64 = (i + 1..n).map(|k| self.l[k * n + i] * b[k]).sum();
-            b[i] = (b[i] - dot) / self.l[i * n + i];
-        }
-    }
-
-    /// Solves `A x = b` in place: on return `b` holds `x = A⁻¹ b`.
-    ///
-    /// # Panics
-    /// If `b.len()` differs from [`Cholesky::dim`].
-    pub fn solve_in_place(&self, b: &mut [f64]) {
-        self.solve_lower_in_place(b);
-        self.solve_upper_in_place(b);
-    }
-
-    /// Writes `L z` into `out`.
-    ///
-    /// # Panics
-    /// If `z.len()` or `out.len()` differs from [`Cholesky::dim`].
-    pub fn mul_lower(&self, z: &[f64], out: &mut [f64]) {
-        self.check_vec("mul_lower (z)", z);
-        self.check_vec("mul_lower (out)", out);
-        let n = self.n;
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = self.l[i * n..i * n + i + 1]
-                .iter()
-                .zip(&z[..=i])
-                .map(|(a, b)| a * b)
-                .sum();
-        }
-    }
-
-    /// The inverse `A⁻¹`, row-major `n × n`.
-    pub fn inverse(&self) -> Vec<f64> {
-        let n = self.n;
-        let mut inv = vec![0.0; n * n];
-        let mut col = vec![0.0; n];
-        for j in 0..n {
-            col.iter_mut().for_each(|c| *c = 0.0);
-            col[j] = 1.0;
-            self.solve_in_place(&mut col);
-            for i in 0..n {
-                inv[i * n + j] = col[i];
-            }
-        }
-        inv
-    }
 }
 
 #[cfg(test)]
