@@ -291,3 +291,28 @@ fn preprocessing_none_records_the_identity_and_paths_resolve_against_the_file() 
         .to_string();
     assert!(e.contains(s(&resolved)), "{e}");
 }
+
+#[test]
+fn a_resumed_run_finds_its_data_through_the_recorded_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let file = setup(root, "Pca", 40);
+    // Two levels below the root: the copy's `../data/gauss.csv` read against
+    // the run folder would name `runs/data/gauss.csv`, which does not exist.
+    let run_dir = root.join("runs/a/run");
+    std::fs::create_dir_all(run_dir.parent().unwrap()).unwrap();
+    let opts = RunOptions {
+        logs_root: root.join("runs"),
+        run_dir: Some(run_dir.clone()),
+        progress: false,
+        stop_after: Some(10),
+    };
+    let _ = run_file(&file, &opts);
+    let again = RunOptions {
+        stop_after: None,
+        run_dir: None,
+        ..opts
+    };
+    let summary = slicedscore::train::resume(&run_dir, &again).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.steps, 40);
+}
