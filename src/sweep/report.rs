@@ -377,6 +377,32 @@ pub(crate) fn summarise(row: &mut SweepRow, metrics: &[String]) {
         .collect();
 }
 
+/// Every metric some finished run recorded (sorted), to list when a
+/// requested name matches none.
+pub fn available_metrics(rows: &[SweepRow]) -> Vec<String> {
+    let all: std::collections::BTreeSet<String> = rows
+        .iter()
+        .flat_map(|r| &r.runs)
+        .filter(|r| r.ok())
+        .flat_map(|r| r.metrics.keys().cloned())
+        .collect();
+    all.into_iter().collect()
+}
+
+/// The requested metrics that no finished run recorded (empty when no run
+/// finished: then nothing can be told apart from a misspelling).
+pub fn unknown_metrics(rows: &[SweepRow], chosen: &[String]) -> Vec<String> {
+    let available = available_metrics(rows);
+    if available.is_empty() {
+        return Vec::new();
+    }
+    chosen
+        .iter()
+        .filter(|m| !available.contains(m))
+        .cloned()
+        .collect()
+}
+
 /// The metrics to report: the requested ones, or every `test/*` metric
 /// present in all finished runs (sorted).
 pub(crate) fn chosen_metrics(rows: &[SweepRow], requested: &Option<Vec<String>>) -> Vec<String> {

@@ -237,12 +237,13 @@ impl<'e> Loop<'e> {
             self.run(&mut log, opts.progress, opts.stop_after)
         };
         if let Err(e) = &result {
-            let state = match e {
-                TrainError::Interrupted { .. } => RunState::Interrupted,
-                TrainError::Diverged { .. } => RunState::Diverged,
-                _ => RunState::Failed,
+            let (state, step) = match e {
+                TrainError::Interrupted { step, .. } => (RunState::Interrupted, *step),
+                TrainError::Diverged { step, .. } => (RunState::Diverged, *step),
+                TrainError::Step { step, .. } => (RunState::Failed, *step),
+                _ => (RunState::Failed, 0),
             };
-            self.record.stop(state, 0, e.to_string());
+            self.record.stop(state, step, e.to_string());
             // Best effort: the original error matters more than a logging failure.
             let _ = self.write_record();
         }

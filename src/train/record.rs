@@ -152,7 +152,7 @@ pub struct RunRecord {
     pub status: RunState,
     /// Why it failed.
     pub error: Option<String>,
-    /// The last step evaluated.
+    /// The last step evaluated, or where the run stopped (interrupted, diverged or failed).
     pub step: u64,
     /// The step where patience ran out, if it did.
     pub stopped_early_at: Option<u64>,

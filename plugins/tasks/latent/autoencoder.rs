@@ -125,6 +125,31 @@ pub struct Batch {
     pub logits: Mat,
 }
 
+/// Checks that the encoder and decoder fit in memory for data of `d`
+/// pixels (a huge `latent_dim` or `noise_dim` is refused by name).
+fn check_network_memory(spec: &AutoencoderSpec<'_>, d: usize) -> Result<(), ConfigError> {
+    let (noise, out) = match spec.encoder {
+        EncoderKind::Implicit { noise_dim } => {
+            (noise_dim.unwrap_or(spec.latent_dim), spec.latent_dim)
+        }
+        EncoderKind::Gaussian => (0, spec.latent_dim.saturating_mul(2)),
+    };
+    let field = match spec.encoder {
+        EncoderKind::Implicit { noise_dim: Some(n) } if *n > spec.latent_dim => {
+            "encoder.Implicit.noise_dim"
+        }
+        _ => "latent_dim",
+    };
+    let with = |input: usize, output: usize| -> Vec<usize> {
+        std::iter::once(input)
+            .chain(spec.networks.hidden.iter().copied())
+            .chain([output])
+            .collect()
+    };
+    crate::nn::Mlp::check_memory(field, &with(d.saturating_add(noise), out))?;
+    crate::nn::Mlp::check_memory("latent_dim", &with(spec.latent_dim, d))
+}
+
 impl Autoencoder {
     /// Loads the data and initialises both networks.
     pub fn build(
@@ -138,6 +163,7 @@ impl Autoencoder {
         spec.test.validate("test")?;
         let data = BinaryImages::load(spec.data, rng)?;
         let d = data.dim();
+        check_network_memory(&spec, d)?;
         let encoder = Encoder::new(dev, d, spec.latent_dim, spec.encoder, spec.networks, rng);
         let decoder = Decoder::new(dev, spec.latent_dim, d, spec.networks, rng);
         Ok(Self {

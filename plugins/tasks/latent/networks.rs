@@ -66,12 +66,16 @@ impl Default for NetConfig {
 }
 
 impl NetConfig {
-    /// Checks the widths.
+    /// Checks the widths, and that the hidden layers alone fit in memory
+    /// (the data and latent widths only add to that).
     pub fn validate(&self, field: &str) -> Result<(), crate::error::ConfigError> {
         for (i, &w) in self.hidden.iter().enumerate() {
             crate::error::require_at_least(&format!("{field}.hidden[{i}]"), w, 1)?;
         }
-        Ok(())
+        let mut widths = vec![1];
+        widths.extend(&self.hidden);
+        widths.push(1);
+        crate::nn::Mlp::check_memory(&format!("{field}.hidden"), &widths)
     }
 }
 
