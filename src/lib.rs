@@ -61,3 +61,11 @@ pub mod train;
 
 #[path = "../plugins/mod.rs"]
 pub mod plugins;
+
+/// What [`register_plugin!`] expands to needs, re-exported so a plugin crate
+/// depends on `slicedscore` alone. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use erased_serde;
+    pub use inventory;
+}

@@ -9,6 +9,15 @@
 //! its own settings in place (through `erased-serde`), so syntax and field
 //! errors keep their line and column. The parsed settings implement a
 //! `*Config` trait whose `build` validates them and makes the runtime object.
+//!
+//! A plugin may live in any crate linked into the program: the
+//! [`register_plugin!`](crate::register_plugin) macro names `inventory` and
+//! `erased-serde` through this crate (`slicedscore::__private`), so the
+//! plugin's crate needs neither as a dependency. Each registration records
+//! where it was made (crate, module, file, line); two plugins of one kind
+//! with one name are an error ([`check_unique`]) that names both places,
+//! reported by the command line before it does anything and by the first
+//! component parsed through the registry.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -98,6 +107,56 @@ pub type ParseFn<C> = for<'a, 'de> fn(
     &'a mut dyn erased_serde::Deserializer<'de>,
 ) -> Result<Box<C>, erased_serde::Error>;
 
+/// Where a plugin was registered: filled in by
+/// [`register_plugin!`](crate::register_plugin) from `module_path!()`,
+/// `file!()` and `line!()` at the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    /// The module path of the registration (its first segment is the crate).
+    pub module: &'static str,
+    /// The source file, as the compiler names it (relative to the crate's
+    /// package for a file inside it).
+    pub file: &'static str,
+    /// The line of the `register_plugin!` call.
+    pub line: u32,
+}
+
+impl Registration {
+    /// The crate that made the registration.
+    pub fn krate(&self) -> &'static str {
+        self.module.split("::").next().unwrap_or(self.module)
+    }
+
+    /// The file with `dir/../` steps folded (a module included by
+    /// `#[path = "../…"]` reports `src/../plugins/…`).
+    pub fn file_path(&self) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        for part in self.file.split(['/', '\\']) {
+            match part {
+                "." => {}
+                ".." if parts.last().is_some_and(|p| *p != "..") => {
+                    parts.pop();
+                }
+                _ => parts.push(part),
+            }
+        }
+        parts.join("/")
+    }
+}
+
+impl fmt::Display for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "crate `{}` at {}:{} (module {})",
+            self.krate(),
+            self.file_path(),
+            self.line,
+            self.module
+        )
+    }
+}
+
 /// One registered plugin of config kind `C` (e.g. `dyn ModelConfig`).
 pub struct Plugin<C: ?Sized + 'static> {
     /// The name used in experiment files.
@@ -108,6 +167,8 @@ pub struct Plugin<C: ?Sized + 'static> {
     pub example: &'static str,
     /// The settings parser.
     pub parse: ParseFn<C>,
+    /// Where the plugin was registered.
+    pub registered_at: Registration,
 }
 
 erased_serde::serialize_trait_object!(TaskConfig);
@@ -145,14 +206,90 @@ component_kind!(ModelConfig, "model");
 component_kind!(ObjectiveConfig, "objective");
 component_kind!(ProjectionConfig, "projection");
 
-/// Names of every registered plugin of kind `C`, sorted.
+/// Names of every registered plugin of kind `C`, sorted (a name
+/// registered twice appears twice; see [`check_unique`]).
 pub fn names<C: ?Sized + ComponentKind>() -> Vec<&'static str> {
     C::plugins().iter().map(|p| p.name).collect()
 }
 
-/// Looks up a plugin of kind `C` by name.
+/// Looks up a plugin of kind `C` by name. Call [`check_unique`] first: with
+/// a name registered twice this returns one of them, unspecified which.
 pub fn find<C: ?Sized + ComponentKind>(name: &str) -> Option<&'static Plugin<C>> {
     C::plugins().into_iter().find(|p| p.name == name)
+}
+
+/// One name registered by two plugins of one kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The kind (`"objective"`, …).
+    pub kind: &'static str,
+    /// The name.
+    pub name: &'static str,
+    /// Where the first registration was made.
+    pub first: Registration,
+    /// Where the second registration was made.
+    pub second: Registration,
+}
+
+/// Names registered more than once, each with both registrations.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", describe_duplicates(.0))]
+pub struct DuplicateError(pub Vec<Duplicate>);
+
+fn describe_duplicates(d: &[Duplicate]) -> String {
+    let lines: Vec<String> = d
+        .iter()
+        .map(|d| {
+            format!(
+                "{} `{}` is registered twice: by {} and by {}",
+                d.kind, d.name, d.first, d.second
+            )
+        })
+        .collect();
+    format!(
+        "{}; rename one of them (every plugin name must be unique within its kind)",
+        lines.join("; ")
+    )
+}
+
+fn duplicates_of<C: ?Sized + ComponentKind>(out: &mut Vec<Duplicate>) {
+    let mut plugins = C::plugins();
+    // Sorted by name, then by place, so the report does not depend on link order.
+    plugins.sort_by_key(|p| {
+        let r = p.registered_at;
+        (p.name, r.file, r.line, r.module)
+    });
+    for pair in plugins.windows(2) {
+        if pair[0].name == pair[1].name {
+            out.push(Duplicate {
+                kind: C::KIND,
+                name: pair[0].name,
+                first: pair[0].registered_at,
+                second: pair[1].registered_at,
+            });
+        }
+    }
+}
+
+/// Checks that no two plugins of one kind share a name (computed once per
+/// process). The command line calls this before any command; parsing a
+/// component (an experiment file, a spec) fails with this error too.
+pub fn check_unique() -> Result<(), DuplicateError> {
+    static CHECKED: std::sync::OnceLock<Result<(), DuplicateError>> = std::sync::OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let mut d = Vec::new();
+            duplicates_of::<dyn TaskConfig>(&mut d);
+            duplicates_of::<dyn ModelConfig>(&mut d);
+            duplicates_of::<dyn ObjectiveConfig>(&mut d);
+            duplicates_of::<dyn ProjectionConfig>(&mut d);
+            if d.is_empty() {
+                Ok(())
+            } else {
+                Err(DuplicateError(d))
+            }
+        })
+        .clone()
 }
 
 /// The error text for an unknown plugin name, listing the registered ones.
@@ -205,6 +342,7 @@ impl<'de, C: ?Sized + ComponentKind> Visitor<'de> for ComponentVisitor<C> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Component<C>, A::Error> {
+        check_unique().map_err(de::Error::custom)?;
         let name: String = map
             .next_key()?
             .ok_or_else(|| de::Error::custom(format!("empty {} map: name one plugin", C::KIND)))?;
@@ -239,18 +377,25 @@ impl<'de, C: ?Sized + ComponentKind> Deserialize<'de> for Component<C> {
 
 /// Registers a plugin: `register_plugin!(ModelConfig, "mlp_score", "summary",
 /// "(hidden: [64])", MlpScoreConfig);` where the config type implements
-/// `serde::Deserialize` and the named config trait.
+/// `serde::Deserialize` and the named config trait. Works from any crate
+/// that depends on `slicedscore` (it needs no `inventory` or `erased-serde`
+/// of its own), at module level, and records where it was called.
 #[macro_export]
 macro_rules! register_plugin {
     ($kind:ident, $name:literal, $summary:literal, $example:literal, $cfg:ty) => {
-        inventory::submit! {
+        $crate::__private::inventory::submit! {
             $crate::registry::Plugin::<dyn $crate::registry::$kind> {
                 name: $name,
                 summary: $summary,
                 example: $example,
                 parse: |d| {
-                    let c: $cfg = erased_serde::deserialize(d)?;
-                    Ok(Box::new(c))
+                    let c: $cfg = $crate::__private::erased_serde::deserialize(d)?;
+                    ::std::result::Result::Ok(::std::boxed::Box::new(c))
+                },
+                registered_at: $crate::registry::Registration {
+                    module: ::std::module_path!(),
+                    file: ::std::file!(),
+                    line: ::std::line!(),
                 },
             }
         }

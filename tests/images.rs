@@ -1011,12 +1011,30 @@ fn a_training_run_reports_likelihoods_and_writes_samples_png() {
     assert_eq!((info.width, info.height), (5 * 9 + 1, 5 * 9 + 1));
     let events = slicedscore::logging::find_event_files(&run);
     let events = slicedscore::logging::read_events(&events[0]).unwrap();
-    let images = events
-        .iter()
-        .flat_map(|e| &e.values)
-        .filter(|v| v.tag == "images/samples")
-        .count();
-    assert_eq!(images, 4, "3 evaluations and the final one");
+    let images = |tag: &str| -> Vec<(i64, Vec<u8>)> {
+        events
+            .iter()
+            .flat_map(|e| e.values.iter().map(move |v| (e.step, v)))
+            .filter(|(_, v)| v.tag == tag)
+            .map(|(step, v)| match &v.kind {
+                slicedscore::logging::ValueKind::Image { png, .. } => (step, png.clone()),
+                other => panic!("{tag} at step {step} is not an image: {other:?}"),
+            })
+            .collect()
+    };
+    // One grid per evaluation, each under its own step; the best model's
+    // grid under its own tag at the best step (TensorBoard keeps one image
+    // per tag and step, so neither replaces the other).
+    let evals = images("images/samples");
+    let steps: Vec<i64> = evals.iter().map(|(s, _)| *s).collect();
+    assert_eq!(steps, [20, 40, 60]);
+    let best = images("best/images/samples");
+    assert_eq!(best.len(), 1);
+    assert_eq!(best[0].0, summary.best_step as i64);
+    // The best model is the one evaluated at the best step: the same grid
+    // (the samples' stream is seeded the same way each time).
+    let at_best = evals.iter().find(|(s, _)| *s == best[0].0).unwrap();
+    assert_eq!(at_best.1, best[0].1);
 }
 
 // ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use common::{read_json, ExpSpec};
 use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
-use slicedscore::logging::event_reader::{find_event_files, read_scalars};
+use slicedscore::logging::event_reader::{find_event_files, read_events, read_scalars};
+use slicedscore::logging::{HParamsRecord, SessionStatus, ValueKind};
 use slicedscore::nn::module::named_params;
 use slicedscore::train::checkpoint::Checkpoint;
 use slicedscore::train::{
@@ -128,6 +129,31 @@ fn stop_and_resume_give_the_numbers_of_an_uninterrupted_run() {
     assert_eq!(reproducible_metrics(&whole), reproducible_metrics(&parts));
     assert_eq!(events(&whole), events(&parts));
     assert!(find_event_files(&parts).len() >= 2);
+    assert!(events(&parts)
+        .keys()
+        .any(|(tag, _)| tag.starts_with("test/")));
+
+    // TensorBoard sees one session: started once (with the experiment
+    // text), its last end a success.
+    let mut starts = 0;
+    let mut texts = 0;
+    let mut ends = Vec::new();
+    for f in find_event_files(&parts) {
+        for e in read_events(&f).unwrap() {
+            for v in e.values {
+                match v.kind {
+                    ValueKind::Text(_) => texts += 1,
+                    ValueKind::HParams(HParamsRecord::SessionStart { .. }) => starts += 1,
+                    ValueKind::HParams(HParamsRecord::SessionEnd { status, .. }) => {
+                        ends.push(status)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert_eq!((starts, texts), (1, 1));
+    assert_eq!(ends.last(), Some(&SessionStatus::Success), "{ends:?}");
 }
 
 /// Trains `file` into `dir` the first time, resumes it afterwards.

@@ -200,8 +200,12 @@ fn short_run_writes_a_complete_run_folder() {
         let t = tags
             .get(&format!("test/{k}"))
             .unwrap_or_else(|| panic!("no test/{k}; have {:?}", tags.keys()));
-        assert_eq!(steps_of(t), [200], "test/{k}");
+        // Test metrics come from the best checkpoint: logged at its step.
+        assert_eq!(steps_of(t), [best_step as i64], "test/{k}");
         assert_eq!(t[0].value, summary.test[k] as f32, "test/{k}");
+        let b = &tags[&format!("best/val/{k}")];
+        assert_eq!(steps_of(b), [best_step as i64], "best/val/{k}");
+        assert_eq!(b[0].value, summary.best[k] as f32, "best/val/{k}");
     }
     // The training loss at the evaluation steps is the one in the history.
     for h in history {
@@ -219,6 +223,7 @@ fn short_run_writes_a_complete_run_folder() {
         .chain(["train/learning_rate", "train/seconds_per_iteration"].map(String::from))
         .chain(METRIC_NAMES.iter().map(|k| format!("val/{k}")))
         .chain(METRIC_NAMES.iter().map(|k| format!("test/{k}")))
+        .chain(METRIC_NAMES.iter().map(|k| format!("best/val/{k}")))
         .collect();
     assert_eq!(tags.keys().cloned().collect::<BTreeSet<_>>(), expected_tags);
 }
@@ -651,8 +656,11 @@ fn report_summarises_finished_runs_without_training() {
         let (_, s) = finished(&spec, &exp_dir, &format!("run{seed}"));
         values.push(s.test["sm_loss"]);
     }
-    let report =
-        slicedscore::sweep::report_runs(&[exp_dir.clone()], &Some(vec!["sm_loss".into()])).unwrap();
+    let report = slicedscore::sweep::report_runs(
+        std::slice::from_ref(&exp_dir),
+        &Some(vec!["sm_loss".into()]),
+    )
+    .unwrap();
     assert_eq!(report.rows.len(), 1);
     let row = &report.rows[0];
     assert_eq!(row.finished(), 2);
@@ -665,9 +673,12 @@ fn report_summarises_finished_runs_without_training() {
     assert!(slicedscore::sweep::report_runs(&[tmp.path().join("none")], &None).is_err());
 
     // A misspelt metric is refused with the names that exist.
-    let err = slicedscore::sweep::report_runs(&[exp_dir.clone()], &Some(vec!["sm_los".into()]))
-        .unwrap_err()
-        .to_string();
+    let err = slicedscore::sweep::report_runs(
+        std::slice::from_ref(&exp_dir),
+        &Some(vec!["sm_los".into()]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("test/sm_los") && err.contains("test/sm_loss,"),
         "{err}"

@@ -40,8 +40,16 @@ pub fn check(a: CheckArgs) -> anyhow::Result<()> {
 
 fn list_kind<C: ?Sized + ComponentKind>(out: &mut String) {
     out.push_str(&format!("{}s:\n", C::KIND));
+    // Plugins from other crates say where they come from.
+    let core = module_path!().split("::").next().unwrap_or_default();
     for p in C::plugins() {
-        out.push_str(&format!("  {:<12} {}\n", p.name, p.summary));
+        let from = p.registered_at.krate();
+        let origin = if from == core {
+            String::new()
+        } else {
+            format!(" [crate {from}]")
+        };
+        out.push_str(&format!("  {:<12} {}{origin}\n", p.name, p.summary));
         out.push_str(&format!(
             "  {:<12} e.g. {{\"{}\": {}}}\n",
             "", p.name, p.example

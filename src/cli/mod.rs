@@ -9,7 +9,9 @@
 //! ```
 //!
 //! Data flow: [`main`] sets up logging to stderr, parses the arguments with
-//! `clap` into one [`Command`], and hands it to the command's own module
+//! `clap` into one [`Command`], checks the plugin registry (a name
+//! registered twice is an error before anything runs), and hands the
+//! command to its own module
 //! (`run`, `check`/`list`, `score`, `sample`, `sweep`/`report`, `bench`), each of which
 //! calls the library and prints its result. An error goes to stderr with a
 //! non-zero exit status.
@@ -95,8 +97,10 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs one parsed command.
+/// Runs one parsed command, after checking that no two plugins share a
+/// name (an error naming both registrations).
 pub fn run_command(command: Command) -> anyhow::Result<()> {
+    crate::registry::check_unique()?;
     match command {
         Command::Run(a) => run::run(a),
         Command::Resume(a) => resume::resume(a),

@@ -9,10 +9,17 @@
 //! Scalars are read both from `Summary.Value.simple_value` (what
 //! `tensorboard-rs` and TF1 write) and from single-element float/double
 //! `Summary.Value.tensor`s (what TF2 and PyTorch's newer writers may write).
+//! Values of the text plugin are read as their string, values of the hparams
+//! plugin as the [`HParamsRecord`] in their metadata.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
+
+use super::hparams::{
+    HParamInfo, HParamType, HParamValue, HParamsRecord, MetricInfo, SessionStatus, PLUGIN_NAME,
+};
 
 /// One scalar found in an event file.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +70,10 @@ pub enum ValueKind {
         /// The encoded image (PNG for tensorboard-rs).
         png: Vec<u8>,
     },
+    /// A text-plugin value: the (Markdown) string of a scalar string tensor.
+    Text(String),
+    /// An hparams-plugin value: the record in its metadata.
+    HParams(HParamsRecord),
     /// Anything else (histograms, audio, other tensors, no value).
     Other,
 }
@@ -413,8 +424,8 @@ fn decode_summary(buf: &[u8]) -> Result<Vec<SummaryValue>, String> {
 fn decode_value(buf: &[u8]) -> Result<SummaryValue, String> {
     let mut tag = String::new();
     let mut kind = ValueKind::Other;
-    let mut tensor: Option<Vec<f64>> = None;
-    let mut plugin: Option<String> = None;
+    let mut tensor: Option<Tensor> = None;
+    let mut plugin: Option<(String, Vec<u8>)> = None;
     let mut fields = Fields::new(buf);
     while let Some((field, value)) = fields.next_field()? {
         match (field, value) {
@@ -422,14 +433,32 @@ fn decode_value(buf: &[u8]) -> Result<SummaryValue, String> {
             (2, Wire::Fixed32(bits)) => kind = ValueKind::Scalar(f32::from_bits(bits)),
             (4, Wire::Bytes(b)) => kind = decode_image(b)?,
             (8, Wire::Bytes(b)) => tensor = Some(decode_tensor(b)?),
-            (9, Wire::Bytes(b)) => plugin = decode_plugin_name(b)?,
+            (9, Wire::Bytes(b)) => plugin = decode_plugin_data(b)?,
             (1 | 2 | 4 | 8 | 9, _) => return Err(wrong_type("Summary.Value", field)),
             _ => {}
         }
     }
-    let scalar_plugin = plugin.as_deref().is_none_or(|p| p == "scalars");
-    if let (Some([value]), true) = (tensor.as_deref(), scalar_plugin) {
-        kind = ValueKind::Scalar(*value as f32);
+    match (plugin.as_ref().map(|(n, c)| (n.as_str(), c)), tensor) {
+        (Some((PLUGIN_NAME, content)), _) => {
+            kind = ValueKind::HParams(
+                decode_hparams(content).map_err(|e| format!("hparams value {tag:?}: {e}"))?,
+            );
+        }
+        (Some(("text", _)), Some(t)) => {
+            let [text] = t.strings.as_slice() else {
+                return Err(format!(
+                    "text value {tag:?} holds {} strings, expected one",
+                    t.strings.len()
+                ));
+            };
+            kind = ValueKind::Text(utf8(text, "text")?);
+        }
+        (None | Some(("scalars", _)), Some(t)) => {
+            if let [value] = t.numbers.as_slice() {
+                kind = ValueKind::Scalar(*value as f32);
+            }
+        }
+        _ => {}
     }
     Ok(SummaryValue { tag, kind })
 }
@@ -450,17 +479,27 @@ fn decode_image(buf: &[u8]) -> Result<ValueKind, String> {
     Ok(ValueKind::Image { width, height, png })
 }
 
-/// The float or double elements of a `tensorflow.TensorProto`; other dtypes
-/// give an empty list.
-fn decode_tensor(buf: &[u8]) -> Result<Vec<f64>, String> {
+/// What this reader takes from a `tensorflow.TensorProto`.
+struct Tensor {
+    /// Float or double elements (empty for other dtypes).
+    numbers: Vec<f64>,
+    /// `DT_STRING` elements.
+    strings: Vec<Vec<u8>>,
+}
+
+/// The float, double or string elements of a `tensorflow.TensorProto`.
+fn decode_tensor(buf: &[u8]) -> Result<Tensor, String> {
     const DT_FLOAT: u64 = 1;
     const DT_DOUBLE: u64 = 2;
+    const DT_STRING: u64 = 7;
     let (mut dtype, mut content, mut values) = (0, &[][..], Vec::new());
+    let mut strings = Vec::new();
     let mut fields = Fields::new(buf);
     while let Some((field, value)) = fields.next_field()? {
         match (field, value) {
             (1, Wire::Varint(v)) => dtype = v,
             (4, Wire::Bytes(b)) => content = b,
+            (8, Wire::Bytes(b)) => strings.push(b.to_vec()),
             (5, Wire::Fixed32(bits)) => values.push(f64::from(f32::from_bits(bits))),
             (5, Wire::Bytes(packed)) => values.extend(
                 packed
@@ -473,11 +512,11 @@ fn decode_tensor(buf: &[u8]) -> Result<Vec<f64>, String> {
                     .chunks_exact(8)
                     .map(|c| f64::from_le_bytes(le_array(c))),
             ),
-            (1 | 4 | 5 | 6, _) => return Err(wrong_type("TensorProto", field)),
+            (1 | 4 | 5 | 6 | 8, _) => return Err(wrong_type("TensorProto", field)),
             _ => {}
         }
     }
-    Ok(match dtype {
+    let numbers = match dtype {
         DT_FLOAT if !content.is_empty() => content
             .chunks_exact(4)
             .map(|c| f64::from(f32::from_le_bytes(le_array(c))))
@@ -488,24 +527,216 @@ fn decode_tensor(buf: &[u8]) -> Result<Vec<f64>, String> {
             .collect(),
         DT_FLOAT | DT_DOUBLE => values,
         _ => Vec::new(),
-    })
+    };
+    let strings = if dtype == DT_STRING {
+        strings
+    } else {
+        Vec::new()
+    };
+    Ok(Tensor { numbers, strings })
 }
 
-/// `SummaryMetadata.plugin_data.plugin_name`, if present.
-fn decode_plugin_name(buf: &[u8]) -> Result<Option<String>, String> {
-    let mut name = None;
+/// `SummaryMetadata.plugin_data`: the plugin name and content, if present.
+fn decode_plugin_data(buf: &[u8]) -> Result<Option<(String, Vec<u8>)>, String> {
+    let mut found = None;
     let mut fields = Fields::new(buf);
     while let Some((field, value)) = fields.next_field()? {
         if let (1, Wire::Bytes(plugin_data)) = (field, value) {
+            let (mut name, mut content) = (String::new(), Vec::new());
             let mut inner = Fields::new(plugin_data);
             while let Some((field, value)) = inner.next_field()? {
-                if let (1, Wire::Bytes(b)) = (field, value) {
-                    name = Some(utf8(b, "plugin_name")?);
+                match (field, value) {
+                    (1, Wire::Bytes(b)) => name = utf8(b, "plugin_name")?,
+                    (2, Wire::Bytes(b)) => content = b.to_vec(),
+                    _ => {}
                 }
             }
+            found = Some((name, content));
         }
     }
-    Ok(name)
+    Ok(found)
+}
+
+/// Reads a length-delimited string field.
+fn string_field(value: Wire<'_>, what: &str) -> Result<String, String> {
+    match value {
+        Wire::Bytes(b) => utf8(b, what),
+        _ => Err(format!("{what} is not a string")),
+    }
+}
+
+/// Reads a double (`fixed64`) field.
+fn double_field(value: Wire<'_>, what: &str) -> Result<f64, String> {
+    match value {
+        Wire::Fixed64(bits) => Ok(f64::from_bits(bits)),
+        _ => Err(format!("{what} is not a double")),
+    }
+}
+
+/// Reads a varint field.
+fn varint_field(value: Wire<'_>, what: &str) -> Result<u64, String> {
+    match value {
+        Wire::Varint(v) => Ok(v),
+        _ => Err(format!("{what} is not a varint")),
+    }
+}
+
+/// `hparams.HParamsPluginData` (version 0) into a record.
+fn decode_hparams(buf: &[u8]) -> Result<HParamsRecord, String> {
+    let mut record = None;
+    let mut fields = Fields::new(buf);
+    while let Some((field, value)) = fields.next_field()? {
+        match (field, value) {
+            (1, v) => {
+                let version = varint_field(v, "version")?;
+                if version != 0 {
+                    return Err(format!("plugin data version {version}, expected 0"));
+                }
+            }
+            (2, Wire::Bytes(b)) => record = Some(decode_experiment(b)?),
+            (3, Wire::Bytes(b)) => record = Some(decode_session_start(b)?),
+            (4, Wire::Bytes(b)) => record = Some(decode_session_end(b)?),
+            (2..=4, _) => return Err(wrong_type("HParamsPluginData", field)),
+            _ => {}
+        }
+    }
+    record.ok_or_else(|| "no experiment, session_start_info or session_end_info".to_string())
+}
+
+/// `hparams.Experiment`: hparam_infos (4) and metric_infos (5).
+fn decode_experiment(buf: &[u8]) -> Result<HParamsRecord, String> {
+    let (mut hparams, mut metrics) = (Vec::new(), Vec::new());
+    let mut fields = Fields::new(buf);
+    while let Some((field, value)) = fields.next_field()? {
+        match (field, value) {
+            (4, Wire::Bytes(b)) => {
+                let mut info = HParamInfo {
+                    name: String::new(),
+                    kind: HParamType::Text,
+                    description: String::new(),
+                };
+                let mut f = Fields::new(b);
+                while let Some((field, value)) = f.next_field()? {
+                    match field {
+                        1 => info.name = string_field(value, "HParamInfo.name")?,
+                        3 => info.description = string_field(value, "HParamInfo.description")?,
+                        4 => {
+                            info.kind = match varint_field(value, "HParamInfo.type")? {
+                                1 => HParamType::Text,
+                                2 => HParamType::Bool,
+                                3 => HParamType::Number,
+                                other => return Err(format!("HParamInfo.type {other}")),
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                hparams.push(info);
+            }
+            (5, Wire::Bytes(b)) => {
+                let mut info = MetricInfo {
+                    tag: String::new(),
+                    description: String::new(),
+                };
+                let mut f = Fields::new(b);
+                while let Some((field, value)) = f.next_field()? {
+                    match (field, value) {
+                        (1, Wire::Bytes(name)) => {
+                            let mut n = Fields::new(name);
+                            while let Some((field, value)) = n.next_field()? {
+                                match field {
+                                    1 => {
+                                        let group = string_field(value, "MetricName.group")?;
+                                        if !group.is_empty() {
+                                            return Err(format!("metric group {group:?}"));
+                                        }
+                                    }
+                                    2 => info.tag = string_field(value, "MetricName.tag")?,
+                                    _ => {}
+                                }
+                            }
+                        }
+                        (4, v) => info.description = string_field(v, "MetricInfo.description")?,
+                        _ => {}
+                    }
+                }
+                metrics.push(info);
+            }
+            _ => {}
+        }
+    }
+    Ok(HParamsRecord::Experiment { hparams, metrics })
+}
+
+/// `hparams.SessionStartInfo`: the hparams map (1) and start_time_secs (5).
+fn decode_session_start(buf: &[u8]) -> Result<HParamsRecord, String> {
+    let mut hparams = BTreeMap::new();
+    let mut start_time_secs = 0.0;
+    let mut fields = Fields::new(buf);
+    while let Some((field, value)) = fields.next_field()? {
+        match (field, value) {
+            (1, Wire::Bytes(entry)) => {
+                let (mut key, mut val) = (String::new(), None);
+                let mut f = Fields::new(entry);
+                while let Some((field, value)) = f.next_field()? {
+                    match (field, value) {
+                        (1, v) => key = string_field(v, "hparams key")?,
+                        (2, Wire::Bytes(b)) => val = Some(decode_value_proto(b)?),
+                        _ => {}
+                    }
+                }
+                let val = val.ok_or_else(|| format!("hparam {key:?} has no value"))?;
+                hparams.insert(key, val);
+            }
+            (5, v) => start_time_secs = double_field(v, "start_time_secs")?,
+            _ => {}
+        }
+    }
+    Ok(HParamsRecord::SessionStart {
+        hparams,
+        start_time_secs,
+    })
+}
+
+/// `google.protobuf.Value`: number (2), string (3) or bool (4).
+fn decode_value_proto(buf: &[u8]) -> Result<HParamValue, String> {
+    let mut out = None;
+    let mut fields = Fields::new(buf);
+    while let Some((field, value)) = fields.next_field()? {
+        out = Some(match field {
+            2 => HParamValue::Number(double_field(value, "number_value")?),
+            3 => HParamValue::Text(string_field(value, "string_value")?),
+            4 => HParamValue::Bool(varint_field(value, "bool_value")? != 0),
+            other => return Err(format!("unsupported google.protobuf.Value field {other}")),
+        });
+    }
+    out.ok_or_else(|| "empty google.protobuf.Value".to_string())
+}
+
+/// `hparams.SessionEndInfo`: status (1) and end_time_secs (2).
+fn decode_session_end(buf: &[u8]) -> Result<HParamsRecord, String> {
+    let mut status = SessionStatus::Unknown;
+    let mut end_time_secs = 0.0;
+    let mut fields = Fields::new(buf);
+    while let Some((field, value)) = fields.next_field()? {
+        match field {
+            1 => {
+                status = match varint_field(value, "status")? {
+                    0 => SessionStatus::Unknown,
+                    1 => SessionStatus::Success,
+                    2 => SessionStatus::Failure,
+                    3 => SessionStatus::Running,
+                    other => return Err(format!("session status {other}")),
+                }
+            }
+            2 => end_time_secs = double_field(value, "end_time_secs")?,
+            _ => {}
+        }
+    }
+    Ok(HParamsRecord::SessionEnd {
+        status,
+        end_time_secs,
+    })
 }
 
 #[cfg(test)]

@@ -2,15 +2,19 @@
 //!
 //! Data flows one way: the training loop calls a [`Logger`] (a
 //! [`TensorBoardLogger`] in real runs, a [`MemoryLogger`] or [`NullLogger`] in
-//! tests) with scalars such as the loss and with sample images. The
-//! TensorBoard logger appends them to an `events.out.tfevents.*` file that
-//! stock TensorBoard displays. Summary numbers for a whole run go separately
-//! to `metrics.json` ([`crate::train::record`]).
+//! tests) with scalars such as the loss, sample images, text (the experiment
+//! file) and [`HParamsRecord`]s (the run's settings and outcome for the
+//! HParams dashboard). The TensorBoard logger appends them to an
+//! `events.out.tfevents.*` file that stock TensorBoard displays. Summary
+//! numbers for a whole run go separately to `metrics.json`
+//! ([`crate::train::record`]).
 //!
-//! [`read_scalars`] is an independent reader of event files, so tests (and
+//! [`read_events`] is an independent reader of event files, so tests (and
 //! tools) can check what was written without TensorBoard.
 
 pub mod event_reader;
+pub mod hparams;
+pub mod summaries;
 pub mod tensorboard;
 
 use std::path::PathBuf;
@@ -19,6 +23,7 @@ pub use event_reader::{
     find_event_files, read_complete_events, read_events, read_scalars, Event, EventReadError,
     ScalarEvent, SummaryValue, ValueKind,
 };
+pub use hparams::{HParamInfo, HParamType, HParamValue, HParamsRecord, MetricInfo, SessionStatus};
 pub use tensorboard::TensorBoardLogger;
 
 /// A sink for training records. Object safe: use it as `&mut dyn Logger` or
@@ -37,6 +42,16 @@ pub trait Logger {
     ) -> Result<(), LogError>;
     /// Push buffered records to disk.
     fn flush(&mut self) -> Result<(), LogError>;
+    /// Record Markdown text under `tag` at `step` (a sink without text
+    /// ignores it).
+    fn text(&mut self, _tag: &str, _step: u64, _markdown: &str) -> Result<(), LogError> {
+        Ok(())
+    }
+    /// Record one hparams-plugin record (a sink without an HParams view
+    /// ignores it).
+    fn hparams(&mut self, _record: &HParamsRecord) -> Result<(), LogError> {
+        Ok(())
+    }
 }
 
 impl<L: Logger + ?Sized> Logger for &mut L {
@@ -56,6 +71,12 @@ impl<L: Logger + ?Sized> Logger for &mut L {
     fn flush(&mut self) -> Result<(), LogError> {
         (**self).flush()
     }
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        (**self).text(tag, step, markdown)
+    }
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        (**self).hparams(record)
+    }
 }
 
 impl<L: Logger + ?Sized> Logger for Box<L> {
@@ -74,6 +95,12 @@ impl<L: Logger + ?Sized> Logger for Box<L> {
     }
     fn flush(&mut self) -> Result<(), LogError> {
         (**self).flush()
+    }
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        (**self).text(tag, step, markdown)
+    }
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        (**self).hparams(record)
     }
 }
 
@@ -102,6 +129,14 @@ pub enum LogError {
         expected: usize,
         /// Length of the buffer passed in.
         given: usize,
+    },
+    /// A summary could not be encoded.
+    #[error("summary {tag:?} could not be encoded: {message}")]
+    Encode {
+        /// Tag of the record.
+        tag: String,
+        /// What the encoder said.
+        message: String,
     },
     /// Width or height is zero or too large to encode (over `i32::MAX`).
     #[error("image {tag:?}: {width}x{height} is not a valid image size")]
@@ -200,6 +235,10 @@ pub struct MemoryLogger {
     pub images: Vec<(String, u64, usize, usize)>,
     /// How many times [`Logger::flush`] was called.
     pub flushes: usize,
+    /// Every text as `(tag, step, markdown)`, in call order.
+    pub texts: Vec<(String, u64, String)>,
+    /// Every hparams record, in call order.
+    pub hparams: Vec<HParamsRecord>,
 }
 
 impl MemoryLogger {
@@ -237,6 +276,15 @@ impl Logger for MemoryLogger {
     }
     fn flush(&mut self) -> Result<(), LogError> {
         self.flushes += 1;
+        Ok(())
+    }
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        self.texts
+            .push((tag.to_string(), step, markdown.to_string()));
+        Ok(())
+    }
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        self.hparams.push(record.clone());
         Ok(())
     }
 }

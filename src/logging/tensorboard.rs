@@ -1,7 +1,12 @@
 //! [`Logger`] that writes TensorBoard event files through `tensorboard-rs`.
 //!
-//! `tensorboard_rs::summary_writer::SummaryWriter` writes from a background
-//! thread and reports every failure (directory creation, a non-UTF-8 host
+//! Data flow: every record becomes one `Summary` (scalars and images from
+//! `tensorboard_rs::summary`, text and hparams records from
+//! [`super::summaries`]), which `tensorboard_rs`'s `FileWriter` wraps in an
+//! event with the step and the wall time and appends to the event file.
+//!
+//! `tensorboard-rs`'s `FileWriter` (what its `SummaryWriter` wraps) writes
+//! from a background thread and reports every failure (directory creation, a non-UTF-8 host
 //! name, a failed write in the thread) by panicking, either in the thread or
 //! on the next call from ours. [`TensorBoardLogger`] guards against that: it
 //! creates and probes the directory itself, runs every writer call under
@@ -12,7 +17,7 @@
 //! Limits of that guard: a write failure in the background thread is only
 //! noticed on a later call, and records sent in between are lost. If the
 //! event file cannot even be created and the thread dies within the few
-//! microseconds `SummaryWriter::new` takes, tensorboard-rs panics inside a
+//! microseconds `FileWriter::new` takes, tensorboard-rs panics inside a
 //! destructor during unwinding and the process aborts; the writability probe
 //! in [`TensorBoardLogger::create`] makes that failure unlikely.
 //!
@@ -28,19 +33,24 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tensorboard_rs::summary_writer::SummaryWriter;
+use tensorboard_proto::summary::Summary;
+use tensorboard_rs::summary_writer::FileWriter;
 
-use super::{check_rgb8, LogError, Logger};
+use super::hparams::HParamsRecord;
+use super::{check_rgb8, summaries, LogError, Logger};
 
-/// Writes scalars and images to `events.out.tfevents.{secs}.{host}.{pid}.0`
-/// in a log directory, readable by stock TensorBoard.
+/// Writes scalars, images, text and hparams records to
+/// `events.out.tfevents.{secs}.{host}.{pid}.0` in a log directory, readable
+/// by stock TensorBoard.
 ///
 /// Scalars are stored as 32-bit `simple_value`s (the `f64` is rounded to
-/// `f32`; NaN and infinities pass through). Images are stored as PNG.
+/// `f32`; NaN and infinities pass through). Images are stored as PNG. Text
+/// goes to the text dashboard (Markdown), hparams records to the HParams
+/// dashboard.
 pub struct TensorBoardLogger {
     dir: PathBuf,
     /// `None` once closed or after the writer failed.
-    writer: Option<SummaryWriter>,
+    writer: Option<FileWriter>,
     /// The first failure; reported again on every later call.
     failure: Option<String>,
 }
@@ -77,7 +87,7 @@ impl TensorBoardLogger {
                 std::thread::sleep(to_next_second.max(Duration::from_millis(1)));
             }
         }
-        let writer = panic::catch_unwind(|| SummaryWriter::new(&canonical)).map_err(|payload| {
+        let writer = panic::catch_unwind(|| FileWriter::new(&canonical)).map_err(|payload| {
             LogError::Writer {
                 dir: canonical.clone(),
                 message: panic_message(payload),
@@ -121,7 +131,7 @@ impl TensorBoardLogger {
 
     /// Run `f` on the writer, turning a panic into an error and disabling
     /// the logger.
-    fn guarded(&mut self, f: impl FnOnce(&mut SummaryWriter)) -> Result<(), LogError> {
+    fn guarded(&mut self, f: impl FnOnce(&mut FileWriter)) -> Result<(), LogError> {
         if let Some(message) = &self.failure {
             return Err(self.writer_error(message.clone()));
         }
@@ -147,12 +157,28 @@ impl TensorBoardLogger {
             message,
         }
     }
+
+    /// Writes a summary built elsewhere (an encoding failure names the tag).
+    fn summary(
+        &mut self,
+        tag: &str,
+        step: u64,
+        built: Result<Summary, String>,
+    ) -> Result<(), LogError> {
+        let step = tb_step(tag, step)?;
+        let summary = built.map_err(|message| LogError::Encode {
+            tag: tag.to_string(),
+            message,
+        })?;
+        self.guarded(|w| w.add_summary(summary, step))
+    }
 }
 
 impl Logger for TensorBoardLogger {
     fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<(), LogError> {
         let step = tb_step(tag, step)?;
-        self.guarded(|w| w.add_scalar(tag, value as f32, step))
+        let summary = tensorboard_rs::summary::scalar(tag, value as f32);
+        self.guarded(|w| w.add_summary(summary, step))
     }
 
     fn image(
@@ -167,8 +193,21 @@ impl Logger for TensorBoardLogger {
         check_rgb8(tag, rgb, width, height)?;
         // Despite its "CHW" comment, tensorboard-rs builds
         // `RgbImage::new(dim[1], dim[2])` from the interleaved bytes, i.e.
-        // dim = [3, width, height] for row-major RGB8.
-        self.guarded(|w| w.add_image(tag, rgb, &[3, width, height], step))
+        // dim = [3, width, height] for row-major RGB8. (It panics on a size
+        // mismatch, which `check_rgb8` has ruled out; the guard catches it.)
+        self.guarded(|w| {
+            let summary = tensorboard_rs::summary::image(tag, rgb, &[3, width, height]);
+            w.add_summary(summary, step)
+        })
+    }
+
+    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+        self.summary(tag, step, summaries::text_summary(tag, markdown))
+    }
+
+    /// Written at step 0, under the record's own tag.
+    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+        self.summary(record.tag(), 0, summaries::hparams_summary(record))
     }
 
     /// Asks the background thread to flush; returns without waiting for it
@@ -307,6 +346,79 @@ mod tests {
         let png_w = u32::from_be_bytes(png[16..20].try_into().unwrap());
         let png_h = u32::from_be_bytes(png[20..24].try_into().unwrap());
         assert_eq!((png_w, png_h), (width as u32, height as u32));
+    }
+
+    #[test]
+    fn text_and_hparams_records_read_back_as_written() {
+        use crate::logging::hparams::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let markdown = "    Experiment(\n        name: \"é ✓\",\n    )";
+        let records = [
+            HParamsRecord::Experiment {
+                hparams: vec![
+                    HParamInfo {
+                        name: "objective".into(),
+                        kind: HParamType::Text,
+                        description: "the objective".into(),
+                    },
+                    HParamInfo {
+                        name: "lr".into(),
+                        kind: HParamType::Number,
+                        description: String::new(),
+                    },
+                    HParamInfo {
+                        name: "flag".into(),
+                        kind: HParamType::Bool,
+                        description: String::new(),
+                    },
+                ],
+                metrics: vec![MetricInfo {
+                    tag: "test/sm_loss".into(),
+                    description: "of the best checkpoint".into(),
+                }],
+            },
+            HParamsRecord::SessionStart {
+                hparams: [
+                    ("objective", HParamValue::Text("some_objective".into())),
+                    ("lr", HParamValue::Number(1e-3)),
+                    ("zero", HParamValue::Number(0.0)),
+                    ("flag", HParamValue::Bool(false)),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+                start_time_secs: 1.5e9,
+            },
+            HParamsRecord::SessionEnd {
+                status: SessionStatus::Failure,
+                end_time_secs: 1.6e9,
+            },
+            HParamsRecord::SessionEnd {
+                status: SessionStatus::Unknown,
+                end_time_secs: 0.0,
+            },
+        ];
+        let mut logger = TensorBoardLogger::create(tmp.path()).unwrap();
+        logger.text("experiment", 0, markdown).unwrap();
+        for r in &records {
+            logger.hparams(r).unwrap();
+        }
+        logger.scalar("test/sm_loss", 3, -1.0).unwrap();
+        logger.close().unwrap();
+
+        let events = read_events(&find_event_files(tmp.path())[0]).unwrap();
+        let values: Vec<_> = events
+            .iter()
+            .flat_map(|e| e.values.iter().map(move |v| (e.step, v)))
+            .collect();
+        assert_eq!(values.len(), 2 + records.len());
+        assert_eq!(values[0].1.tag, "experiment");
+        assert_eq!(values[0].1.kind, ValueKind::Text(markdown.to_string()));
+        for ((step, v), r) in values[1..].iter().zip(&records) {
+            assert_eq!((*step, v.tag.as_str()), (0, r.tag()));
+            assert_eq!(v.kind, ValueKind::HParams(r.clone()));
+        }
+        assert_eq!(values[5].1.kind, ValueKind::Scalar(-1.0));
     }
 
     #[test]

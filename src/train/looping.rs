@@ -55,16 +55,26 @@ struct ResumeState {
     guard: DivergenceGuard,
 }
 
-/// A logger that drops records at steps up to `until` (a resumed run
-/// recomputes, bit for bit, steps an earlier process already logged).
+/// A logger that drops training-time records at steps up to `until` (a
+/// resumed run recomputes, bit for bit, steps an earlier process already
+/// logged). End-of-run records (`test/…`, `best/…`), text and HParams
+/// records pass: an unfinished run has not written them.
 struct SkipLogged<'a> {
     inner: &'a mut dyn Logger,
     until: Option<u64>,
 }
 
+impl SkipLogged<'_> {
+    fn skips(&self, tag: &str, step: u64) -> bool {
+        let end_of_run = tag.starts_with("test/")
+            || tag.starts_with(&format!("{}/", super::hparams::BEST_PREFIX));
+        !end_of_run && self.until.is_some_and(|u| step <= u)
+    }
+}
+
 impl Logger for SkipLogged<'_> {
     fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<(), crate::logging::LogError> {
-        if self.until.is_some_and(|u| step <= u) {
+        if self.skips(tag, step) {
             return Ok(());
         }
         self.inner.scalar(tag, step, value)
@@ -77,10 +87,24 @@ impl Logger for SkipLogged<'_> {
         w: usize,
         h: usize,
     ) -> Result<(), crate::logging::LogError> {
-        if self.until.is_some_and(|u| step <= u) {
+        if self.skips(tag, step) {
             return Ok(());
         }
         self.inner.image(tag, step, rgb, w, h)
+    }
+    fn text(
+        &mut self,
+        tag: &str,
+        step: u64,
+        markdown: &str,
+    ) -> Result<(), crate::logging::LogError> {
+        self.inner.text(tag, step, markdown)
+    }
+    fn hparams(
+        &mut self,
+        record: &crate::logging::HParamsRecord,
+    ) -> Result<(), crate::logging::LogError> {
+        self.inner.hparams(record)
     }
     fn flush(&mut self) -> Result<(), crate::logging::LogError> {
         self.inner.flush()
@@ -120,11 +144,18 @@ pub struct Loop<'e> {
     last_checkpoint: Option<u64>,
     /// Events up to this step are already in the run's event files.
     logged_until: Option<u64>,
+    /// The experiment file, logged as text when a fresh run starts.
+    source_text: Option<String>,
 }
 
 impl<'e> Loop<'e> {
-    /// A run that starts at step 0.
-    pub fn fresh(exp: &'e Experiment, built: Built, run_dir: PathBuf) -> Result<Self, TrainError> {
+    /// A run that starts at step 0; `source_text` is the experiment file.
+    pub fn fresh(
+        exp: &'e Experiment,
+        source_text: &str,
+        built: Built,
+        run_dir: PathBuf,
+    ) -> Result<Self, TrainError> {
         let record = RunRecord::new(
             exp,
             built.task.selection_metric(),
@@ -145,6 +176,7 @@ impl<'e> Loop<'e> {
             last_loss: f64::NAN,
             last_checkpoint: None,
             logged_until: None,
+            source_text: Some(source_text.to_string()),
         })
     }
 
@@ -222,6 +254,7 @@ impl<'e> Loop<'e> {
             last_loss: state.last_loss,
             last_checkpoint: Some(state.step),
             logged_until,
+            source_text: None,
         })
     }
 
@@ -229,6 +262,9 @@ impl<'e> Loop<'e> {
     /// whatever stops the run, `metrics.json` records it.
     pub fn run_to_end(mut self, opts: &super::RunOptions) -> Result<RunSummary, TrainError> {
         let mut tb = TensorBoardLogger::create(&self.run_dir)?;
+        if let Some(text) = self.source_text.take() {
+            super::hparams::log_start(&mut tb, self.exp, &text)?;
+        }
         let result = {
             let mut log = SkipLogged {
                 inner: &mut tb,
@@ -247,10 +283,12 @@ impl<'e> Loop<'e> {
             // Best effort: the original error matters more than a logging failure.
             let _ = self.write_record();
         }
+        let ended = super::hparams::log_end(&mut tb, &self.record);
         // `close` waits until the event file is written. A training error
         // matters more than a logging error at close.
         let closed = tb.close();
         let summary = result?;
+        ended?;
         closed?;
         Ok(summary)
     }
@@ -331,6 +369,7 @@ impl<'e> Loop<'e> {
     fn log_artifacts(
         &mut self,
         tb: &mut dyn Logger,
+        prefix: &str,
         step: u64,
         save_to: Option<&Path>,
     ) -> Result<(), TrainError> {
@@ -353,7 +392,7 @@ impl<'e> Loop<'e> {
                 width,
                 height,
             } = a;
-            tb.image(&format!("images/{name}"), step, &rgb, width, height)?;
+            tb.image(&format!("{prefix}{name}"), step, &rgb, width, height)?;
             if let Some(dir) = save_to {
                 let path = dir.join(format!("{name}.png"));
                 let bytes = png_bytes(&rgb, width, height).map_err(|e| TrainError::Io {
@@ -385,7 +424,7 @@ impl<'e> Loop<'e> {
         for (k, v) in &metrics {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
-        self.log_artifacts(tb, step, None)?;
+        self.log_artifacts(tb, "images/", step, None)?;
         let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
         if let Some(d) = self.guard.metric(sel) {
             return Err(self.diverged(step, &format!("validation {selection}"), d));
@@ -590,10 +629,17 @@ impl<'e> Loop<'e> {
                 .task
                 .evaluate(&self.built.dev, self.built.model.scorer(), Split::Test);
         test.extend(self.sampling_metrics(Split::Test));
+        // The best checkpoint's numbers and images belong to its step (and
+        // its own tags: TensorBoard keeps one image per tag and step).
         for (k, v) in &test {
-            tb.scalar(&format!("test/{k}"), steps_taken, *v)?;
+            tb.scalar(&format!("test/{k}"), best_step, *v)?;
         }
-        self.log_artifacts(tb, steps_taken, Some(&self.run_dir.clone()))?;
+        let best = super::hparams::BEST_PREFIX;
+        for (k, v) in self.record.best_metrics() {
+            tb.scalar(&format!("{best}/val/{k}"), best_step, v)?;
+        }
+        let images = format!("{best}/images/");
+        self.log_artifacts(tb, &images, best_step, Some(&self.run_dir.clone()))?;
         self.record.finish(best_step, &test);
         self.write_record()?;
         let seconds_per_iteration = if steps_taken == 0 {

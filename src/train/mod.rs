@@ -15,8 +15,10 @@
 //! (the file as given; a sweep writes the typed experiment with its seed),
 //! `data.json` (the experiment file's folder, against which the copy's
 //! relative data paths resolve on resume, and the task's map from the data's
-//! units to the model's coordinates; [`crate::run_data`]), TensorBoard event files (a resumed run adds one and never logs a step
-//! twice), `metrics.json` (rewritten atomically; status `running`,
+//! units to the model's coordinates; [`crate::run_data`]), TensorBoard event
+//! files (a resumed run adds one and never logs a step
+//! twice; they also hold the experiment file as text and the run's settings
+//! and outcome for the HParams dashboard, see [`hparams`]), `metrics.json` (rewritten atomically; status `running`,
 //! `finished`, `failed`, `interrupted` or `diverged`), `last.safetensors`
 //! and `best.safetensors` (atomic; best by the task's selection metric on
 //! the validation split). SIGINT/SIGTERM stop after the current step with a
@@ -25,6 +27,7 @@
 
 pub mod checkpoint;
 pub mod divergence;
+pub mod hparams;
 pub mod interrupt;
 mod looping;
 pub mod optim;
@@ -212,7 +215,7 @@ pub fn train(
     crate::run_data::RunData::of(exp, &*built.task)
         .write(&run_dir)
         .map_err(io_err(&data_record))?;
-    looping::Loop::fresh(exp, built, run_dir)?.run_to_end(opts)
+    looping::Loop::fresh(exp, source_text, built, run_dir)?.run_to_end(opts)
 }
 
 /// Continues the run in `run_dir` from its last checkpoint: same
