@@ -1,7 +1,9 @@
 //! Experiment files: parse, validate and build.
 //!
 //! Data flow: [`Experiment::load`] reads RON (errors carry path, line and
-//! column), [`Experiment::validate`] checks the top-level settings, and
+//! column; data paths in the file resolve against the file's folder, see
+//! [`crate::data_path`]), [`Experiment::validate`] checks the top-level
+//! settings, and
 //! [`Experiment::build`] asks each plugin to validate its own settings and
 //! build the runtime objects ([`Built`]), prefixing any error with the
 //! component's path (`objective.ssm.projections`).
@@ -20,6 +22,7 @@ use crate::projection::Projection;
 use crate::registry::{
     BuiltModel, Component, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
+use crate::sampling::evaluation::SamplingEval;
 use crate::task::{ModelUse, Task};
 
 /// Where tensors live.
@@ -190,6 +193,15 @@ pub struct Experiment {
     /// this many training steps (default: never; checked at evaluations).
     #[serde(default)]
     pub patience: Option<usize>,
+    /// Langevin sampling at every evaluation: the samples-vs-data metrics
+    /// and the pictures (default: 128 chains of 100 steps of size 0.01; `chains: 0`
+    /// switches it off). See [`crate::sampling::evaluation`].
+    #[serde(default)]
+    pub sampling: SamplingEval,
+    /// The folder relative data paths were resolved against (the
+    /// experiment file's folder), when the experiment was read from a file.
+    #[serde(skip)]
+    base_dir: Option<PathBuf>,
 }
 
 /// The runtime objects an experiment describes.
@@ -248,17 +260,36 @@ pub mod streams {
     pub const TRAIN: u64 = 3;
     /// Samples drawn for artifacts (sample grids).
     pub const ARTIFACTS: u64 = 4;
+    /// Langevin chains of the evaluation-time sampling metrics.
+    pub const SAMPLING: u64 = 5;
 }
 
 impl Experiment {
-    /// Parses RON text; `path` is only used in error messages.
+    /// Parses RON text read from the file at `path` (named in error
+    /// messages); relative data paths resolve against its folder.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ExperimentError> {
-        let exp: Experiment = ron::from_str(text).map_err(|e| ExperimentError::Parse {
+        let base = crate::data_path::absolute_folder(path.parent().unwrap_or(Path::new("")));
+        Self::parse_with_base(text, path, base.as_deref())
+    }
+
+    /// Parses RON text with `base` as the folder relative data paths resolve
+    /// against (`None`: the working directory); `path` is only used in error
+    /// messages. Reloading a run folder's copy of an experiment uses the
+    /// folder of the original file.
+    pub fn parse_with_base(
+        text: &str,
+        path: &Path,
+        base: Option<&Path>,
+    ) -> Result<Self, ExperimentError> {
+        let parsed: Result<Experiment, _> =
+            crate::data_path::with_base_dir(base, || ron::from_str(text));
+        let mut exp = parsed.map_err(|e| ExperimentError::Parse {
             path: path.to_path_buf(),
             line: e.position.line,
             column: e.position.col,
             message: e.code.to_string(),
         })?;
+        exp.base_dir = base.map(Path::to_path_buf);
         exp.validate().map_err(|source| ExperimentError::Invalid {
             path: path.to_path_buf(),
             source,
@@ -266,8 +297,15 @@ impl Experiment {
         Ok(exp)
     }
 
+    /// The folder relative data paths were resolved against, when the
+    /// experiment was parsed with one (see [`Experiment::parse`]).
+    pub fn base_dir(&self) -> Option<&Path> {
+        self.base_dir.as_deref()
+    }
+
     /// The experiment as RON text that [`Experiment::parse`] reads back to an
-    /// equal experiment (every setting written out, defaults included).
+    /// equal experiment (every setting written out, defaults included; data
+    /// paths as resolved, so absolute when read from a file).
     pub fn to_ron(&self) -> String {
         let cfg = ron::ser::PrettyConfig::new()
             .struct_names(false)
@@ -312,6 +350,7 @@ impl Experiment {
             require_at_least("patience", p, 1)?;
         }
         self.optimizer.validate()?;
+        self.sampling.validate().map_err(|e| e.within("sampling"))?;
         if self.device == DeviceChoice::Cuda && !cfg!(feature = "cuda") {
             return Err(ConfigError::new(
                 "device",

@@ -15,7 +15,9 @@
 //!    optimizer steps.
 //! 3. Every evaluation interval the task's metrics go to the [`logging`]
 //!    sinks (TensorBoard events, `metrics.json`) and checkpoints are written
-//!    atomically.
+//!    atomically; [`sampling`] adds Langevin samples-vs-data metrics and
+//!    pictures. The run folder's `data.json` ([`run_data`]) records how the
+//!    data's own units map to the model's coordinates ([`data_map`]).
 //!
 //! 4. Around runs: [`sweep`] repeats experiments over seeds and tabulates
 //!    them (or reads finished runs), [`mod@bench`] measures cost against the
@@ -32,6 +34,8 @@ pub mod bench;
 pub mod budget;
 pub mod cli;
 pub mod compute;
+pub mod data_map;
+pub mod data_path;
 pub mod device;
 pub mod error;
 pub mod experiment;
@@ -43,10 +47,13 @@ pub mod logging;
 pub mod model;
 pub mod nn;
 pub mod objective;
+pub mod plot;
 pub mod points_csv;
 pub mod projection;
 pub mod registry;
+pub mod run_data;
 pub mod run_loader;
+pub mod sampling;
 pub mod sweep;
 pub mod targets;
 pub mod task;

@@ -11,6 +11,12 @@
 //! through [`OwnTraining`], using the experiment's model as an auxiliary
 //! score estimator ([`ScoreSource`]: a score network trained by the
 //! objective alongside, or a kernel estimator refitted on every batch).
+//!
+//! A task also says how its points relate to the user's data
+//! ([`Task::data_map`]: e.g. a whitening), and offers what generic
+//! diagnostics need: its training and held-out points, the true density when
+//! it knows one, and a picture of points (an image grid); the evaluation-time
+//! Langevin sampling ([`crate::sampling::evaluation`]) uses these.
 
 use std::collections::BTreeMap;
 
@@ -18,11 +24,13 @@ use rand::seq::SliceRandom;
 use rand::RngCore;
 
 use crate::autodiff::Graph;
+use crate::data_map::DataMap;
 use crate::device::{Device, Mat};
 use crate::model::{ModelSlot, SampleEstimator, ScoreModel};
 use crate::nn::Module;
 use crate::objective::Objective;
 use crate::projection::Projection;
+use crate::targets::Target;
 
 /// Metric name → value. Names use `/`-free snake case; the loop prefixes the split.
 pub type Metrics = BTreeMap<String, f64>;
@@ -201,6 +209,39 @@ pub trait Task: Module {
 
     /// The task's own training step, for a task that trains networks of its own.
     fn as_trainer(&mut self) -> Option<&mut dyn OwnTraining> {
+        None
+    }
+
+    /// The map from the data's own units to the points the model sees
+    /// (default: the identity). A task that preprocesses must say so; the
+    /// run saves the map, and `score` and `sample` convert through it.
+    fn data_map(&self) -> DataMap {
+        DataMap::Identity
+    }
+
+    /// The training points as the model sees them (row-major `n × D`), when
+    /// the task keeps a fixed set of them (default: none).
+    fn train_points(&self) -> Option<&[f64]> {
+        None
+    }
+
+    /// A held-out split as the model sees it (row-major `n × D`), when the
+    /// task's points are data a model's samples can be compared with
+    /// (default: none).
+    fn held_out_points(&self, _split: Split) -> Option<&[f64]> {
+        None
+    }
+
+    /// The density the data were drawn from, when the task knows it in
+    /// closed form (synthetic targets; default: none).
+    fn truth(&self) -> Option<&dyn Target> {
+        None
+    }
+
+    /// A picture of points in the model's coordinates (row-major `n × D`),
+    /// e.g. images tiled into a grid: `(rgb, width, height)`; `None` when the
+    /// task has no picture of its points (default).
+    fn picture_points(&self, _points: &[f64]) -> Option<(Vec<u8>, usize, usize)> {
         None
     }
 

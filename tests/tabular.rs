@@ -619,7 +619,7 @@ fn needs_data_experiment_parses_and_fails_only_for_the_missing_file() {
         text.contains("UCI Parkinsons Telemonitoring"),
         "comment says where"
     );
-    // Relative to the working directory, which `cargo test` sets to the root.
+    // Relative to the experiment file's folder: `../../data` is the root's `data/`.
     if root.join("data/parkinsons_updrs.data").exists() {
         exp.build().unwrap_or_else(|e| panic!("{e}"));
     } else {
@@ -628,12 +628,12 @@ fn needs_data_experiment_parses_and_fails_only_for_the_missing_file() {
             .err()
             .expect("built without the file")
             .to_string();
-        assert!(
-            e.starts_with(
-                "task.tabular.source.Parkinsons.path: cannot read data/parkinsons_updrs.data"
-            ),
-            "{e}"
+        let want = format!(
+            "task.tabular.source.Parkinsons.path: cannot read {}",
+            root.join("experiments/needs-data/../../data/parkinsons_updrs.data")
+                .display()
         );
+        assert!(e.starts_with(&want), "{e}\nwanted: {want}");
     }
 }
 

@@ -22,8 +22,10 @@ use slicedscore::train::{
     LAST_CHECKPOINT, METRICS_FILE,
 };
 
-const METRIC_NAMES: [&str; 5] = [
+const METRIC_NAMES: [&str; 7] = [
     "fisher_divergence",
+    "langevin_mmd2",
+    "langevin_sliced_wasserstein",
     "relative_fisher_divergence",
     "sm_loss",
     "sm_loss_optimum",

@@ -1,35 +1,15 @@
 //! `scaling.png`: log-log median seconds per step against `D`, one line per
 //! objective, with p10–p90 whiskers. Text is drawn with `ab_glyph` from the
-//! DejaVu Sans font bundled by the `dejavu` crate (no system fonts needed).
+//! DejaVu Sans font bundled by the `dejavu` crate (no system fonts needed;
+//! set up in [`crate::plot`]).
 
 use std::path::Path;
-use std::sync::Once;
 
 use plotters::coord::combinators::BindKeyPoints;
 use plotters::prelude::*;
-use plotters::style::{register_font, FontStyle};
 
 use super::{BenchError, ScalingReport};
-
-static FONT: Once = Once::new();
-
-fn register() {
-    FONT.call_once(|| {
-        // The bundled font is a valid TrueType file; a failure would only lose text.
-        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
-    });
-}
-
-const COLORS: [RGBColor; 8] = [
-    RGBColor(31, 119, 180),
-    RGBColor(255, 127, 14),
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(127, 127, 127),
-];
+use crate::plot::{register_font as register, COLORS};
 
 /// Draws the report's timings into a PNG at `path`.
 pub fn scaling_png(report: &ScalingReport, path: &Path) -> Result<(), BenchError> {

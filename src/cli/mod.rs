@@ -12,7 +12,7 @@
 //! `clap` into one [`Command`], checks the plugin registry (a name
 //! registered twice is an error before anything runs), and hands the
 //! command to its own module
-//! (`run`, `check`/`list`, `score`, `sweep`/`report`, `bench`), each of which
+//! (`run`, `check`/`list`, `score`, `sample`, `sweep`/`report`, `bench`), each of which
 //! calls the library and prints its result. An error goes to stderr with a
 //! non-zero exit status.
 
@@ -20,6 +20,7 @@ mod bench;
 mod check;
 mod resume;
 mod run;
+mod sample;
 mod score;
 mod sweep;
 
@@ -47,8 +48,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// List every registered task, model, objective and projection.
     List,
-    /// Print a trained model's score at each row of a CSV file, as CSV.
+    /// Print a trained model's score at each row of a CSV file, as CSV (in
+    /// the data's own units; --internal for the model's coordinates).
     Score(score::ScoreArgs),
+    /// Draw samples from a trained model by (annealed) Langevin dynamics
+    /// (MALA for energy models), as CSV in the data's own units.
+    Sample(sample::SampleArgs),
     /// Run every experiment file once per seed and print mean ± standard error
     /// of the test metrics; writes logs/sweeps/<timestamp>/summary.{csv,json}.
     Sweep(sweep::SweepArgs),
@@ -102,6 +107,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Check(a) => check::check(a),
         Command::List => check::list(),
         Command::Score(a) => score::score(a),
+        Command::Sample(a) => sample::sample(a),
         Command::Sweep(a) => sweep::sweep(a),
         Command::Report(a) => sweep::report(a),
         Command::Bench { which } => bench::bench(which),

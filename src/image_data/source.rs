@@ -29,9 +29,10 @@ pub const MNIST_FILES: [&str; 4] = [
     "t10k-labels-idx1-ubyte",
 ];
 
-/// Default folder of [`ImageSource::Mnist`] (relative to the working directory).
+/// Default folder of [`ImageSource::Mnist`]: `data/mnist` relative to the
+/// experiment file's folder (see [`crate::data_path`]).
 pub fn default_mnist_dir() -> PathBuf {
-    PathBuf::from("data/mnist")
+    crate::data_path::resolve(PathBuf::from("data/mnist"))
 }
 
 /// Default folder of [`ImageSource::FashionMnist`] (Debian's package).
@@ -48,16 +49,22 @@ pub enum ImageSource {
     /// `t10k-images-idx3-ubyte`, `t10k-labels-idx1-ubyte` in `dir`, each raw
     /// or with `.gz` (default `data/mnist`, filled by `scripts/fetch-mnist.sh`).
     Mnist {
-        /// The folder.
-        #[serde(default = "default_mnist_dir")]
+        /// The folder (relative paths resolve against the experiment file's folder).
+        #[serde(
+            default = "default_mnist_dir",
+            deserialize_with = "crate::data_path::deserialize"
+        )]
         dir: PathBuf,
     },
     /// Fashion-MNIST, same layout as MNIST (default
     /// `/usr/share/datasets/fashion-mnist`, from Debian's
     /// `dataset-fashion-mnist`).
     FashionMnist {
-        /// The folder.
-        #[serde(default = "default_fashion_dir")]
+        /// The folder (relative paths resolve against the experiment file's folder).
+        #[serde(
+            default = "default_fashion_dir",
+            deserialize_with = "crate::data_path::deserialize"
+        )]
         dir: PathBuf,
     },
     /// scikit-learn's 8×8 digits (1797 images, values 0 … 16), embedded in
@@ -68,15 +75,18 @@ pub enum ImageSource {
     /// optionally a separate test pair (otherwise `test_fraction` of the
     /// images are held out). Pixels are taken as 8-bit (0 … 255).
     Idx {
-        /// The image file.
+        /// The image file (relative paths here resolve against the
+        /// experiment file's folder).
+        #[serde(deserialize_with = "crate::data_path::deserialize")]
         images: PathBuf,
         /// The label file (one label per image).
+        #[serde(deserialize_with = "crate::data_path::deserialize")]
         labels: PathBuf,
         /// The test image file (default none).
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::data_path::deserialize_opt")]
         test_images: Option<PathBuf>,
         /// The test label file, required with `test_images`.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "crate::data_path::deserialize_opt")]
         test_labels: Option<PathBuf>,
     },
 }

@@ -52,6 +52,13 @@ pub enum LinalgError {
         /// The value of the pivot (≤ 0, or not finite).
         pivot: f64,
     },
+    /// Elimination met a column with no usable pivot: the matrix is singular
+    /// (or numerically so).
+    #[error("matrix is singular: no pivot in column {column}")]
+    Singular {
+        /// The column (0-based).
+        column: usize,
+    },
     /// The symmetric eigensolver's QL iteration did not converge.
     #[error("eigendecomposition: the QL iteration did not converge for eigenvalue {index}")]
     NoConvergence {
@@ -194,6 +201,57 @@ pub fn determinant(a: &[f64], n: usize) -> Result<f64, LinalgError> {
         }
     }
     Ok(det)
+}
+
+/// The inverse of the `n × n` matrix `a`, by Gauss–Jordan elimination with
+/// partial pivoting.
+///
+/// # Errors
+/// [`LinalgError::DimensionMismatch`] if `a.len() != n²`,
+/// [`LinalgError::NotFinite`] for a NaN or infinite entry, and
+/// [`LinalgError::Singular`] when a pivot is zero or below `1e-14` times the
+/// largest entry of `a` in magnitude.
+pub fn inverse(a: &[f64], n: usize) -> Result<Vec<f64>, LinalgError> {
+    check_len("inverse: a", a, n, n)?;
+    if let Some(k) = a.iter().position(|v| !v.is_finite()) {
+        return Err(LinalgError::NotFinite {
+            row: k / n,
+            col: k % n,
+        });
+    }
+    let scale = a.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let mut m = a.to_vec();
+    let mut inv = identity(n);
+    for j in 0..n {
+        let p = (j..n)
+            .max_by(|&x, &y| m[x * n + j].abs().total_cmp(&m[y * n + j].abs()))
+            .unwrap_or(j);
+        let pivot = m[p * n + j];
+        if pivot == 0.0 || pivot.abs() <= 1e-14 * scale {
+            return Err(LinalgError::Singular { column: j });
+        }
+        if p != j {
+            for c in 0..n {
+                m.swap(j * n + c, p * n + c);
+                inv.swap(j * n + c, p * n + c);
+            }
+        }
+        for c in 0..n {
+            m[j * n + c] /= pivot;
+            inv[j * n + c] /= pivot;
+        }
+        for i in 0..n {
+            let f = m[i * n + j];
+            if i == j || f == 0.0 {
+                continue;
+            }
+            for c in 0..n {
+                m[i * n + c] -= f * m[j * n + c];
+                inv[i * n + c] -= f * inv[j * n + c];
+            }
+        }
+    }
+    Ok(inv)
 }
 
 /// A uniformly (Haar) distributed random rotation: an `n × n` orthogonal matrix
@@ -461,5 +519,22 @@ mod tests {
             transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3).unwrap(),
             vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
         );
+    }
+
+    #[test]
+    fn inverse_of_a_general_matrix_and_singular_refusal() {
+        let a = vec![0.0, 2.0, 1.0, 1.0, 0.0, -1.0, 3.0, 1.0, 0.5];
+        let inv = inverse(&a, 3).unwrap();
+        let prod = mat_mul(&a, &inv, 3, 3, 3).unwrap();
+        assert!(max_abs_diff(&prod, &identity(3)) < 1e-12, "{prod:?}");
+        let singular = vec![1.0, 2.0, 2.0, 4.0];
+        assert_eq!(
+            inverse(&singular, 2),
+            Err(LinalgError::Singular { column: 1 })
+        );
+        assert!(matches!(
+            inverse(&[1.0, f64::NAN, 0.0, 1.0], 2),
+            Err(LinalgError::NotFinite { row: 0, col: 1 })
+        ));
     }
 }

@@ -30,7 +30,7 @@ use crate::experiment::{derive_seed, streams, Built, Experiment};
 use crate::logging::{Logger, TensorBoardLogger};
 use crate::model::ModelSlot;
 use crate::nn::module::num_trainable;
-use crate::task::{Artifact, Split};
+use crate::task::{Artifact, Metrics, Split};
 
 /// The checkpoint metadata key of [`ResumeState`].
 const RESUME_KEY: &str = "resume";
@@ -352,6 +352,18 @@ impl<'e> Loop<'e> {
         Ok(())
     }
 
+    /// The Langevin samples-vs-data metrics of the current model on `split`.
+    fn sampling_metrics(&self, split: Split) -> Metrics {
+        crate::sampling::evaluation::metrics(
+            &self.exp.sampling,
+            &self.built.dev,
+            &*self.built.task,
+            self.built.model.scorer(),
+            split,
+            self.exp.seed,
+        )
+    }
+
     /// Logs the task's artifacts of the current model to TensorBoard and,
     /// with `save_to`, writes images there as PNG files.
     fn log_artifacts(
@@ -362,10 +374,17 @@ impl<'e> Loop<'e> {
         save_to: Option<&Path>,
     ) -> Result<(), TrainError> {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.exp.seed, streams::ARTIFACTS));
-        let artifacts =
+        let mut artifacts =
             self.built
                 .task
                 .artifacts(&self.built.dev, self.built.model.scorer(), &mut rng);
+        artifacts.extend(crate::sampling::evaluation::artifacts(
+            &self.exp.sampling,
+            &self.built.dev,
+            &*self.built.task,
+            self.built.model.scorer(),
+            &mut rng,
+        ));
         for a in artifacts {
             let Artifact::Image {
                 name,
@@ -396,11 +415,12 @@ impl<'e> Loop<'e> {
         seconds_per_iteration: f64,
     ) -> Result<f64, TrainError> {
         let selection = self.built.task.selection_metric();
-        let metrics = self.built.task.evaluate(
+        let mut metrics = self.built.task.evaluate(
             &self.built.dev,
             self.built.model.scorer(),
             Split::Validation,
         );
+        metrics.extend(self.sampling_metrics(Split::Validation));
         for (k, v) in &metrics {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
@@ -604,10 +624,11 @@ impl<'e> Loop<'e> {
             &dev,
             &mut checkpointed(&mut self.built.model, &mut *self.built.task),
         )?;
-        let test =
+        let mut test =
             self.built
                 .task
                 .evaluate(&self.built.dev, self.built.model.scorer(), Split::Test);
+        test.extend(self.sampling_metrics(Split::Test));
         // The best checkpoint's numbers and images belong to its step (and
         // its own tags: TensorBoard keeps one image per tag and step).
         for (k, v) in &test {

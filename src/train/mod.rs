@@ -13,7 +13,10 @@
 //!
 //! Run folder `logs/<experiment>/<timestamp>[-k]/` holds: `experiment.ron`
 //! (the file as given; a sweep writes the typed experiment with its seed),
-//! TensorBoard event files (a resumed run adds one and never logs a step
+//! `data.json` (the experiment file's folder, against which the copy's
+//! relative data paths resolve on resume, and the task's map from the data's
+//! units to the model's coordinates; [`crate::run_data`]), TensorBoard event
+//! files (a resumed run adds one and never logs a step
 //! twice; they also hold the experiment file as text and the run's settings
 //! and outcome for the HParams dashboard, see [`hparams`]), `metrics.json` (rewritten atomically; status `running`,
 //! `finished`, `failed`, `interrupted` or `diverged`), `last.safetensors`
@@ -208,6 +211,10 @@ pub fn train(
     };
     let copy = run_dir.join(EXPERIMENT_COPY);
     crate::atomic_file::write_atomic(&copy, source_text.as_bytes()).map_err(io_err(&copy))?;
+    let data_record = run_dir.join(crate::run_data::RUN_DATA_FILE);
+    crate::run_data::RunData::of(exp, &*built.task)
+        .write(&run_dir)
+        .map_err(io_err(&data_record))?;
     looping::Loop::fresh(exp, source_text, built, run_dir)?.run_to_end(opts)
 }
 
@@ -216,7 +223,21 @@ pub fn train(
 /// and patience, so it ends as the uninterrupted run would have.
 pub fn resume(run_dir: &Path, opts: &RunOptions) -> Result<RunSummary, TrainError> {
     let exp_path = run_dir.join(EXPERIMENT_COPY);
-    let exp = Experiment::load(&exp_path)?;
+    // Relative data paths in the copy resolve against the original file's folder.
+    let base = crate::run_data::RunData::read(run_dir)
+        .map_err(|e| match e {
+            crate::run_data::RunDataError::Io { path, source } => TrainError::Io { path, source },
+            crate::run_data::RunDataError::Invalid { path, message } => TrainError::Io {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+            },
+        })?
+        .experiment_dir;
+    let text = std::fs::read_to_string(&exp_path).map_err(|source| ExperimentError::Read {
+        path: exp_path.clone(),
+        source,
+    })?;
+    let exp = Experiment::parse_with_base(&text, &exp_path, base.as_deref())?;
     let built = exp.build().map_err(|source| ExperimentError::Invalid {
         path: exp_path.clone(),
         source,

@@ -43,6 +43,12 @@
 //! the `samples` artifact (logged to TensorBoard as `images/samples` and
 //! saved as `samples.png` for the best model) when the model can sample.
 //!
+//! The task offers its held-out images and a picture of points (the same
+//! grid) to the evaluation-time sampling ([`crate::sampling::evaluation`]),
+//! which logs Langevin samples beside a flow's own (`langevin_samples`). Its
+//! [`DataMap`] is not affine (dequantisation and logit): `score` and `sample`
+//! work in logit space only.
+//!
 //! The best checkpoint is chosen by validation `sm_loss`.
 
 use rand::seq::SliceRandom;
@@ -50,6 +56,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::data_map::DataMap;
 use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
@@ -58,6 +65,7 @@ use crate::registry::TaskConfig;
 use crate::task::{Artifact, EpochSampler, Metrics, Split, Task};
 
 pub use crate::image_data::grid::{grid_shape, tile_grid, BORDER};
+use crate::image_data::grid::{legible_factor, upscale};
 use crate::image_data::source::{ImageSet, ImageSource, Images};
 use crate::image_data::transform::{PixelTransform, Quantization};
 
@@ -552,6 +560,31 @@ impl Task for ImagesTask {
         })
         .into_iter()
         .collect()
+    }
+
+    fn data_map(&self) -> DataMap {
+        DataMap::Opaque {
+            description: if self.transform.logit {
+                "the images task dequantises the pixels, scales them to [0, 1] and takes a logit"
+                    .into()
+            } else {
+                "the images task dequantises the pixels and scales them to [0, 1]".into()
+            },
+        }
+    }
+
+    fn held_out_points(&self, split: Split) -> Option<&[f64]> {
+        Some(&self.split_data(split).x)
+    }
+
+    fn picture_points(&self, points: &[f64]) -> Option<(Vec<u8>, usize, usize)> {
+        let d = self.dim();
+        if points.is_empty() || !points.len().is_multiple_of(d) {
+            return None;
+        }
+        let px: Vec<f64> = points.iter().map(|&y| self.transform.inverse(y)).collect();
+        let (rgb, w, h) = tile_grid(&px, points.len() / d, self.height, self.width);
+        Some(upscale(&rgb, w, h, legible_factor(self.height)))
     }
 }
 

@@ -14,6 +14,10 @@
 //!
 //! The best checkpoint is chosen by validation `sm_loss`, which needs no
 //! ground truth, as it would on real data.
+//!
+//! The task offers its points and its target to the evaluation-time
+//! sampling ([`crate::sampling::evaluation`]): Langevin samples are compared
+//! with the held-out points, and 2-D targets are drawn beside the model.
 
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
@@ -165,6 +169,18 @@ impl Task for Synthetic {
 
     fn selection_metric(&self) -> &'static str {
         "sm_loss"
+    }
+
+    fn train_points(&self) -> Option<&[f64]> {
+        (!self.fresh).then_some(&self.train[..])
+    }
+
+    fn held_out_points(&self, split: Split) -> Option<&[f64]> {
+        Some(self.split(split))
+    }
+
+    fn truth(&self) -> Option<&dyn Target> {
+        Some(&*self.target)
     }
 
     fn state(&self) -> serde_json::Value {

@@ -19,6 +19,13 @@
 //!   from a stream fixed per split, so evaluations are comparable. All of
 //!   these are in whitened (and noised) coordinates.
 //!
+//! The whitening is the task's [`crate::data_map::DataMap`] (`y = M (x − μ)`;
+//! the identity with `preprocessing: None`): the run saves it, and `score`
+//! and `sample` convert through it to the CSV's own units. The noise is added
+//! after whitening, so the model's density is that of the whitened data
+//! smoothed by `N(0, noise_std²·I)`; in the data's units that is the data
+//! smoothed by `N(0, noise_std²·M⁻¹M⁻ᵀ)`.
+//!
 //! The best checkpoint is chosen by validation `sm_loss`.
 
 pub mod likelihood;
@@ -69,7 +76,8 @@ pub const MIN_ESS_FRACTION: f64 = 0.01;
 pub struct TabularConfig {
     /// Where the rows come from.
     pub source: SourceSpec,
-    /// Whitening fitted on the training split (default `Pca`).
+    /// Whitening fitted on the training split (default `Pca`; `None` trains
+    /// on the columns as they are).
     #[serde(default)]
     pub preprocessing: Preprocessing,
     /// Standard deviation of the Gaussian noise added once to every split
@@ -220,6 +228,7 @@ pub struct Tabular {
     description: String,
     dim: usize,
     data: Splits,
+    whitening: Whitening,
     epochs: EpochSampler,
     importance_samples: usize,
     importance_seed: u64,
@@ -239,6 +248,7 @@ impl Tabular {
             dim: prepared.dim,
             epochs: EpochSampler::new(s.train),
             data: prepared.data,
+            whitening: prepared.whitening,
             importance_samples,
             importance_seed,
         }
@@ -338,6 +348,18 @@ impl Task for Tabular {
 
     fn selection_metric(&self) -> &'static str {
         "sm_loss"
+    }
+
+    fn data_map(&self) -> crate::data_map::DataMap {
+        self.whitening.data_map()
+    }
+
+    fn train_points(&self) -> Option<&[f64]> {
+        Some(&self.data.train)
+    }
+
+    fn held_out_points(&self, split: Split) -> Option<&[f64]> {
+        Some(self.split(split))
     }
 
     fn state(&self) -> serde_json::Value {

@@ -10,8 +10,10 @@
 //! 3. [`split_sizes`] and [`split`]: test = the first `min(max_test,
 //!    ⌊N·test_fraction⌋)` rows, validation = the next `min(max_val,
 //!    ⌊(N − test)·val_fraction⌋)`, training = the rest;
-//! 4. [`Whitening::fit`] on the training split only (PCA-whitening or
-//!    per-column standardisation) and [`Whitening::apply`] to every split;
+//! 4. [`Whitening::fit`] on the training split only (PCA-whitening,
+//!    per-column standardisation, or none) and [`Whitening::apply`] to every
+//!    split; the fitted map is the task's [`crate::data_map::DataMap`], saved
+//!    with the run so that scores and samples convert back to the data's units;
 //! 5. [`add_noise`]: `N(0, σ²)` added once to every split (train, val, test).
 //!
 //! Covariances use the unbiased `1/(n − 1)` normaliser.
@@ -33,6 +35,8 @@ pub enum Preprocessing {
     Pca,
     /// Per-column standardisation, `yⱼ = (xⱼ − μⱼ)/σⱼ`.
     Standardize,
+    /// None: the model sees the columns in their own units, `y = x`.
+    None,
 }
 
 /// Row counts of the three splits.
@@ -350,6 +354,13 @@ impl Whitening {
         let (mean, cov) = mean_and_covariance(train, dim);
         let mut matrix = vec![0.0; dim * dim];
         match mode {
+            Preprocessing::None => {
+                return Ok(Whitening {
+                    mode,
+                    mean: vec![0.0; dim],
+                    matrix: crate::linalg::identity(dim),
+                })
+            }
             Preprocessing::Standardize => {
                 for j in 0..dim {
                     matrix[j * dim + j] = 1.0 / cov[j * dim + j].sqrt();
@@ -387,8 +398,28 @@ impl Whitening {
         self.mean.len()
     }
 
+    /// The map as the task reports it: the identity for
+    /// [`Preprocessing::None`], else the affine `y = M (x − μ)`.
+    pub fn data_map(&self) -> crate::data_map::DataMap {
+        use crate::data_map::{Affine, DataMap};
+        if self.mode == Preprocessing::None {
+            return DataMap::Identity;
+        }
+        match Affine::new(self.mean.clone(), self.matrix.clone()) {
+            Ok(a) => DataMap::Affine(a),
+            // `fit` refuses singular covariances, so this is not reached;
+            // say so rather than claim the identity.
+            Err(e) => DataMap::Opaque {
+                description: format!("a whitening that cannot be inverted ({e})"),
+            },
+        }
+    }
+
     /// `M (x − μ)` for every row of row-major `x`.
     pub fn apply(&self, x: &[f64]) -> Vec<f64> {
+        if self.mode == Preprocessing::None {
+            return x.to_vec();
+        }
         let d = self.dim();
         let mut out = Vec::with_capacity(x.len());
         let mut c = vec![0.0; d];

@@ -25,10 +25,11 @@ pub const PARKINSONS_HINT: &str = "download `parkinsons_updrs.data` from the UCI
      Telemonitoring data set (https://archive.ics.uci.edu/dataset/189/parkinsons+telemonitoring) \
      and put it at that path";
 
-/// The default path of the Parkinsons Telemonitoring file (relative to the
-/// working directory).
+/// The default path of the Parkinsons Telemonitoring file,
+/// `data/parkinsons_updrs.data` relative to the experiment file's folder
+/// (see [`crate::data_path`]).
 pub fn default_parkinsons_path() -> PathBuf {
-    PathBuf::from("data/parkinsons_updrs.data")
+    crate::data_path::resolve(PathBuf::from("data/parkinsons_updrs.data"))
 }
 
 /// The default `|corr|` above which a Parkinsons feature is dropped.
@@ -62,9 +63,12 @@ pub enum SourceSpec {
     /// feature whose `|corr|` with an earlier kept one exceeds
     /// `max_correlation` is dropped.
     Parkinsons {
-        /// The file (default `data/parkinsons_updrs.data`, relative to the
-        /// working directory).
-        #[serde(default = "default_parkinsons_path")]
+        /// The file (default `data/parkinsons_updrs.data`; relative paths
+        /// resolve against the experiment file's folder).
+        #[serde(
+            default = "default_parkinsons_path",
+            deserialize_with = "crate::data_path::deserialize"
+        )]
         path: PathBuf,
         /// Correlation threshold of the feature filter (default 0.98).
         #[serde(default = "default_max_correlation")]
@@ -72,7 +76,9 @@ pub enum SourceSpec {
     },
     /// Any numeric CSV file.
     Csv {
-        /// The file (relative to the working directory).
+        /// The file (a relative path resolves against the experiment file's
+        /// folder).
+        #[serde(deserialize_with = "crate::data_path::deserialize")]
         path: PathBuf,
         /// Whether the first non-blank line holds column names (default false).
         #[serde(default)]
