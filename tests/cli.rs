@@ -5,9 +5,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{write_file, ExpSpec};
+use common::{binary, s, text, write_file, ExpSpec};
 use slicedscore::registry::{
     names, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
@@ -15,16 +15,10 @@ use slicedscore::run_loader::{load_model, Which};
 
 /// Runs the binary with `args` in the package root.
 fn slicedscore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slicedscore"))
+    binary()
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
         .output()
         .expect("the slicedscore binary starts")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Runs `args`, expects success and returns stdout.
@@ -56,10 +50,6 @@ fn fails(args: &[&str]) -> String {
     );
     assert!(stderr.contains("error: "), "{args:?}: {stderr}");
     stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 temp path")
 }
 
 /// `heading` → plugin names listed under it, from `slicedscore list`.

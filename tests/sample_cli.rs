@@ -5,23 +5,17 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::{write_file, ExpSpec};
+use common::{binary, s, text, write_file, ExpSpec};
 use slicedscore::points_csv;
 use slicedscore::train::{run_file, RunOptions};
 
 fn slicedscore(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slicedscore"))
+    binary()
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
         .output()
         .expect("the slicedscore binary starts")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 /// Runs `args`, expects success; returns (stdout, stderr).
@@ -41,10 +35,6 @@ fn fails(args: &[&str]) -> String {
     assert!(!e.contains("panicked"), "{args:?} panicked:\n{e}");
     assert!(e.contains("error: "), "{e}");
     e
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Trains the experiment text `ron` into `dir/run`.

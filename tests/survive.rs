@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{read_json, ExpSpec};
+use common::{binary, read_json, s, text, ExpSpec};
 use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
 use slicedscore::logging::event_reader::{find_event_files, read_events, read_scalars};
@@ -20,19 +20,14 @@ use slicedscore::train::{
     resume, run_file, RunOptions, TrainError, EXPERIMENT_COPY, LAST_CHECKPOINT, METRICS_FILE,
 };
 
-fn binary() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_slicedscore"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG");
-    c
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// The binary started with `args`, its stdout and stderr captured.
+fn spawn_captured(args: &[&str]) -> Child {
+    binary()
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 fn opts(run_dir: &Path, stop_after: Option<u64>) -> RunOptions {
@@ -214,12 +209,7 @@ fn start_long_run(root: &Path, name: &str) -> (Child, PathBuf) {
     };
     let file = spec.write(root, &format!("{name}.ron"));
     let dir = root.join(name);
-    let child = binary()
-        .args(["run", s(&file), "--run-dir", s(&dir), "--no-progress"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_captured(&["run", s(&file), "--run-dir", s(&dir), "--no-progress"]);
     (child, dir)
 }
 
@@ -350,12 +340,7 @@ fn many_concurrent_runs_get_their_own_folders() {
                 ..spec.clone()
             }
             .write(tmp.path(), &format!("e{i}.ron"));
-            let child = binary()
-                .args(["run", s(&file), "--logs", s(&logs), "--no-progress"])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
+            let child = spawn_captured(&["run", s(&file), "--logs", s(&logs), "--no-progress"]);
             (seed, child)
         })
         .collect();

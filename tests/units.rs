@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,7 +18,7 @@ use slicedscore::points_csv;
 use slicedscore::run_data::RunData;
 use slicedscore::train::{run_file, RunOptions};
 
-use common::write_file;
+use common::{s, write_file};
 
 /// The data: N(μ, Σ) with scales 2 and 0.7 and correlation 0.85.
 const MU: [f64; 2] = [3.0, -2.0];
@@ -56,10 +56,9 @@ fn true_scores(x: &[f64]) -> Vec<f64> {
 }
 
 fn slicedscore(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_slicedscore"))
+    common::binary()
         .args(args)
         .current_dir(cwd)
-        .env_remove("RUST_LOG")
         .output()
         .expect("the slicedscore binary starts")
 }
@@ -72,10 +71,6 @@ fn ok(args: &[&str], cwd: &Path) -> (String, String) {
     );
     assert!(out.status.success(), "{args:?} failed:\n{stderr}");
     (stdout, stderr)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Σ‖a − b‖² / Σ‖b‖².

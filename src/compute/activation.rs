@@ -88,47 +88,31 @@ macro_rules! with_act {
 }
 pub(crate) use with_act;
 
+/// One zero-sized [`ActFn`] type per activation, its derivatives those of
+/// the matching [`Activation`] variant.
 macro_rules! act_fns {
-    ($($name:ident),*) => {
+    ($($name:ident => $variant:ident),*) => {
         $(
-            #[doc = concat!("[`Activation::", stringify!($name), "`] as an [`ActFn`].")]
+            #[doc = concat!("[`Activation::", stringify!($variant), "`] as an [`ActFn`].")]
             #[derive(Debug, Clone, Copy)]
             pub struct $name;
+
+            impl ActFn for $name {
+                #[inline(always)]
+                fn derivs<T: Float>(a: T) -> [T; 4] {
+                    derivs_of(Activation::$variant, a)
+                }
+            }
         )*
     };
 }
-act_fns!(SoftplusFn, TanhFn, EluFn, SwishFn, SigmoidFn);
-
-impl ActFn for SoftplusFn {
-    #[inline(always)]
-    fn derivs<T: Float>(a: T) -> [T; 4] {
-        derivs_of(Activation::Softplus, a)
-    }
-}
-impl ActFn for TanhFn {
-    #[inline(always)]
-    fn derivs<T: Float>(a: T) -> [T; 4] {
-        derivs_of(Activation::Tanh, a)
-    }
-}
-impl ActFn for EluFn {
-    #[inline(always)]
-    fn derivs<T: Float>(a: T) -> [T; 4] {
-        derivs_of(Activation::Elu, a)
-    }
-}
-impl ActFn for SwishFn {
-    #[inline(always)]
-    fn derivs<T: Float>(a: T) -> [T; 4] {
-        derivs_of(Activation::Swish, a)
-    }
-}
-impl ActFn for SigmoidFn {
-    #[inline(always)]
-    fn derivs<T: Float>(a: T) -> [T; 4] {
-        derivs_of(Activation::Sigmoid, a)
-    }
-}
+act_fns!(
+    SoftplusFn => Softplus,
+    TanhFn => Tanh,
+    EluFn => Elu,
+    SwishFn => Swish,
+    SigmoidFn => Sigmoid
+);
 
 /// The formulas, by activation (called with a constant `act`, so the
 /// `match` folds away).

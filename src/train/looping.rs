@@ -429,14 +429,13 @@ impl<'e> Loop<'e> {
         if let Some(d) = self.guard.metric(sel) {
             return Err(self.diverged(step, &format!("validation {selection}"), d));
         }
-        self.save(LAST_CHECKPOINT, step)?;
         let improved = self.best.is_none_or(|(_, b)| sel < b);
         if improved {
             self.best = Some((step, sel));
             self.save(BEST_CHECKPOINT, step)?;
-            // The last checkpoint also records the new best.
-            self.save(LAST_CHECKPOINT, step)?;
         }
+        // Written after the best is updated, so it records the new best.
+        self.save(LAST_CHECKPOINT, step)?;
         self.record.record_eval(
             step,
             self.last_loss,

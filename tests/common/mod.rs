@@ -367,3 +367,22 @@ pub fn dev_of(m: &dyn ScoreModel) -> Device {
         .map(|v| Device::cpu(v.precision()))
         .unwrap_or_else(dev)
 }
+
+/// The `slicedscore` binary as a command run in the package root, without
+/// the caller's `RUST_LOG`.
+pub fn binary() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_slicedscore"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG");
+    c
+}
+
+/// Output bytes as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
