@@ -262,6 +262,9 @@ pub mod streams {
     pub const ARTIFACTS: u64 = 4;
     /// Langevin chains of the evaluation-time sampling metrics.
     pub const SAMPLING: u64 = 5;
+    /// Directions and noise of the closed-form coefficients' refit before
+    /// each evaluation (seeded with the step as well).
+    pub const REFIT: u64 = 6;
 }
 
 impl Experiment {
@@ -424,6 +427,12 @@ impl Experiment {
             &projection.name,
             &*projection_built,
         )?;
+        if trained.as_linear_coefficients().is_some() && self.batch_size < 2 {
+            return Err(ConfigError::new(
+                "batch_size",
+                "the model solves its coefficients on half of each batch and takes the loss on the other half: needs at least 2",
+            ));
+        }
         self.check_step_memory(&*trained, &*objective_built, &dev)?;
         self.finish_build(
             dev,
@@ -590,6 +599,12 @@ pub fn check_compatible(
     projection_name: &str,
     projection: &dyn Projection,
 ) -> Result<(), ConfigError> {
+    if model.as_linear_coefficients().is_some() && objective.coefficient_criterion().is_none() {
+        return Err(ConfigError::new(
+            "objective",
+            format!("`{objective_name}` cannot have the model's coefficients solved in closed form (the model's `alpha: Solved`); use sm, ssm, ssm_vr, dsm, cp or approx_bp, or set the model's `alpha: Trained`"),
+        ));
+    }
     let needs = objective.needs();
     if let Some(why) = needs.unmet_by(model) {
         return Err(ConfigError::new(

@@ -33,6 +33,7 @@ pub mod autodiff;
 pub mod bench;
 pub mod budget;
 pub mod cli;
+pub mod closed_form;
 pub mod compute;
 pub mod data_map;
 pub mod data_path;

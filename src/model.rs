@@ -27,6 +27,7 @@ use rand::RngCore;
 
 use crate::autodiff::curvature::CurvatureMethod;
 use crate::autodiff::Graph;
+use crate::closed_form::LinearCoefficients;
 use crate::device::{Device, Mat};
 use crate::nn::Module;
 
@@ -130,6 +131,18 @@ pub trait ScoreModel: Module {
 
     /// Data-dependent initialisation, if the model wants one.
     fn as_data_init(&mut self) -> Option<&mut dyn DataInit> {
+        None
+    }
+
+    /// Coefficients solved in closed form each training step, if the model
+    /// solves them (see [`crate::closed_form`]).
+    fn as_linear_coefficients(&self) -> Option<&dyn LinearCoefficients> {
+        None
+    }
+
+    /// [`ScoreModel::as_linear_coefficients`], to store refitted
+    /// coefficients.
+    fn as_linear_coefficients_mut(&mut self) -> Option<&mut dyn LinearCoefficients> {
         None
     }
 }

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use rand::RngCore;
 
 use crate::autodiff::Graph;
+use crate::closed_form::CoefficientCriterion;
 use crate::device::{Device, Mat};
 use crate::model::{Needs, ScoreModel, TraceTerms};
 use crate::projection::Projection;
@@ -76,6 +77,13 @@ pub trait Objective {
     /// memory estimates; 1 by default.
     fn rows_per_point(&self) -> usize {
         1
+    }
+
+    /// The quadratic this loss is in the coefficients of a model linear in
+    /// them ([`crate::closed_form`]), when the objective can have them
+    /// solved in closed form (default: it cannot).
+    fn coefficient_criterion(&self) -> Option<CoefficientCriterion> {
+        None
     }
 }
 

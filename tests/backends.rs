@@ -20,7 +20,7 @@ const N: usize = 3;
 const D: usize = 4;
 
 const MODELS: [&str; 6] = [
-    r#"{"dkef": (features: 5, layers: 2, inducing_points: 4)}"#,
+    r#"{"dkef": (features: 5, layers: 2, inducing_points: 4, alpha: Trained)}"#,
     r#"{"mlp_energy": (hidden: [6, 5], activation: Softplus)}"#,
     r#"{"mlp_energy": (hidden: [6], activation: Elu)}"#,
     r#"{"mlp_score": (hidden: [6, 5], activation: Swish)}"#,

@@ -63,7 +63,7 @@ fn approx_bp_is_exact_for_one_hidden_layer() {
     }
 }
 
-const DKEF: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6)}"#;
+const DKEF: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6, alpha: Trained)}"#;
 
 #[test]
 fn curvature_pass_gives_the_score_for_dkef() {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::autodiff::curvature::CurvatureMethod;
 use crate::autodiff::Graph;
+use crate::closed_form::CoefficientCriterion;
 use crate::device::Mat;
 use crate::error::ConfigError;
 use crate::model::{Needs, ScoreModel};
@@ -59,6 +60,14 @@ impl Objective for CurvatureSm {
             curvature: true,
             ..Needs::default()
         }
+    }
+
+    /// Closed-form coefficients are solved with the exact trace: the
+    /// propagated diagonal of a model linear in `α` is not linear in `α`
+    /// for curvature propagation (the original code sums per-basis
+    /// estimates instead), and the exact trace is what both estimate.
+    fn coefficient_criterion(&self) -> Option<CoefficientCriterion> {
+        Some(CoefficientCriterion::Exact)
     }
 }
 

@@ -9,6 +9,7 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
+use crate::closed_form::CoefficientCriterion;
 use crate::device::Mat;
 use crate::error::{require_at_least, require_positive, ConfigError};
 use crate::model::ScoreModel;
@@ -86,15 +87,29 @@ impl Objective for Dsm {
         let r2 = g.square(&r);
         let per = g.sum_cols(&r2);
         let mean = g.mean_all(&per);
-        let factor = match self.scaling {
-            DsmScaling::Textbook => 0.5,
-            DsmScaling::Original => 0.5 * self.sigma.powi(4),
-        };
-        Ok(g.scale(&mean, factor))
+        Ok(g.scale(&mean, self.factor()))
     }
 
     fn rows_per_point(&self) -> usize {
         self.noise_samples
+    }
+
+    fn coefficient_criterion(&self) -> Option<CoefficientCriterion> {
+        Some(CoefficientCriterion::Denoising {
+            sigma: self.sigma,
+            weight: self.factor(),
+            noise_samples: self.noise_samples,
+        })
+    }
+}
+
+impl Dsm {
+    /// The factor in front of the mean squared residual.
+    fn factor(&self) -> f64 {
+        match self.scaling {
+            DsmScaling::Textbook => 0.5,
+            DsmScaling::Original => 0.5 * self.sigma.powi(4),
+        }
     }
 }
 

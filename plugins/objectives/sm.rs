@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
+use crate::closed_form::CoefficientCriterion;
 use crate::device::Mat;
 use crate::error::ConfigError;
 use crate::model::ScoreModel;
@@ -29,6 +30,10 @@ impl Objective for ExactSm {
         _: &mut LossContext<'_>,
     ) -> Result<Mat, LossError> {
         Ok(exact_sm_loss(g, model, x))
+    }
+
+    fn coefficient_criterion(&self) -> Option<CoefficientCriterion> {
+        Some(CoefficientCriterion::Exact)
     }
 }
 

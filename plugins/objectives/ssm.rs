@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
+use crate::closed_form::CoefficientCriterion;
 use crate::device::Mat;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
@@ -46,6 +47,12 @@ impl Objective for Ssm {
 
     fn rows_per_point(&self) -> usize {
         self.projections
+    }
+
+    fn coefficient_criterion(&self) -> Option<CoefficientCriterion> {
+        Some(CoefficientCriterion::Sliced {
+            projections: self.projections,
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::autodiff::Graph;
+use crate::closed_form::CoefficientCriterion;
 use crate::device::Mat;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::{Needs, ScoreModel};
@@ -60,6 +61,12 @@ impl Objective for SsmVr {
 
     fn rows_per_point(&self) -> usize {
         self.projections
+    }
+
+    fn coefficient_criterion(&self) -> Option<CoefficientCriterion> {
+        Some(CoefficientCriterion::SlicedVr {
+            projections: self.projections,
+        })
     }
 }
 

@@ -102,6 +102,9 @@ pub enum Op {
     BasisRows(usize, usize, usize),
     /// Diagonal entries along basis directions: `(start, count)`.
     BlockDiagonalSum(usize, usize),
+    /// `S⁻¹B` for `S` the symmetric part of the first input (a ridge
+    /// system; see [`compute::solve_spd`]).
+    SolveSpd,
     /// A sum computed elsewhere (in child graphs) whose gradients with
     /// respect to the inputs were computed there.
     Detached(u64),
@@ -143,6 +146,7 @@ impl Op {
             }
             Op::BasisRows(s, c, n) => one(compute::basis_rows(a, *s, *c, *n)),
             Op::BlockDiagonalSum(s, c) => one(compute::block_diagonal_sum(a, *s, *c)),
+            Op::SolveSpd => one(compute::solve_spd(a, inputs[1])),
             Op::Detached(_) => unreachable!("detached sums are recorded, not computed"),
         }
     }
@@ -335,6 +339,16 @@ impl Op {
                 *c,
                 a.cols(),
             ))],
+            Op::SolveSpd => {
+                // X = S⁻¹B: dB = S⁻¹ dX, dS = −dB Xᵀ, dA = (dS + dSᵀ)/2.
+                let db = compute::solve_spd(a, g());
+                let da = needs[0].then(|| {
+                    let ds = compute::matmul(&db, false, &outputs[0], true);
+                    let sym = compute::zip(&ds, &compute::transpose(&ds), Binary::Add, Bcast::Same);
+                    scale(&sym, -0.5)
+                });
+                vec![da, needs[1].then_some(db)]
+            }
             Op::Detached(_) => pending
                 .iter()
                 .zip(needs)
@@ -578,6 +592,13 @@ impl Graph {
                 v
             }
         }
+    }
+
+    /// `S⁻¹b` for `S = (a + aᵀ)/2` positive definite (`a` is `n × n`, `b`
+    /// is `n × k`), differentiable in both; NaN when `S` is not positive
+    /// definite.
+    pub fn solve_spd(&mut self, a: &Mat, b: &Mat) -> Mat {
+        self.apply1(Op::SolveSpd, &[a, b])
     }
 
     /// Matrix product `a · b`.

@@ -993,6 +993,42 @@ pub fn zeros_as(like: &Mat, rows: usize, cols: usize) -> Mat {
     out(rows, cols, buf)
 }
 
+/// Row-major host values (`rows × cols`) as a matrix on the backend and in
+/// the precision of `like`.
+pub fn from_host_as(like: &Mat, data: &[f64], rows: usize, cols: usize) -> Mat {
+    let buf = match &*like.buf {
+        Buf::F32(_) => Buf::F32(data.iter().map(|&x| x as f32).collect()),
+        Buf::F64(_) => Buf::F64(data.to_vec()),
+        Buf::Dfdx(d) => Buf::Dfdx(reference::from_host_as(d, data, rows, cols)),
+    };
+    out(rows, cols, buf)
+}
+
+/// `S⁻¹B` for the symmetric part `S = (A + Aᵀ)/2` of a square `a`
+/// (`n × n`) and `b` (`n × k`), by a Cholesky factorisation in `f64` on the
+/// host (the small ridge systems of closed-form coefficients). A matrix
+/// that is not positive definite gives NaN everywhere, which the training
+/// step reports as a non-finite loss.
+pub fn solve_spd(a: &Mat, b: &Mat) -> Mat {
+    let n = a.rows();
+    let k = b.cols();
+    debug_assert_eq!(a.cols(), n, "solve_spd: a square matrix");
+    debug_assert_eq!(b.rows(), n, "solve_spd: right-hand sides of its size");
+    let host = a.to_host();
+    let mut s = vec![0.0; n * n];
+    for i in 0..n {
+        for j in 0..n {
+            s[i * n + j] = 0.5 * (host[i * n + j] + host[j * n + i]);
+        }
+    }
+    let mut x = b.to_host();
+    match crate::linalg::cholesky_in_place(&mut s, n) {
+        Ok(()) => crate::linalg::cholesky_solve_rows(&s, n, &mut x, k),
+        Err(_) => x.iter_mut().for_each(|v| *v = f64::NAN),
+    }
+    from_host_as(b, &x, n, k)
+}
+
 /// Whether every entry is finite.
 pub fn all_finite(a: &Mat) -> bool {
     match &*a.buf {

@@ -668,6 +668,11 @@ pub fn update(rule: Update, p: &mut DBuf, g: &DBuf, m: &mut DBuf, v: &mut DBuf, 
     }
 }
 
+/// Row-major host values as a tensor on the device and in the precision of `like`.
+pub fn from_host_as(like: &DBuf, data: &[f64], rows: usize, cols: usize) -> DBuf {
+    each!(like; |x| from_vec(x.device(), data, rows, cols))
+}
+
 /// Zeros of the given shape on the device and in the precision of `like`.
 pub fn zeros_as(like: &DBuf, rows: usize, cols: usize) -> DBuf {
     each!(like; |x| x.device().zeros_like(&(rows, cols)))

@@ -34,6 +34,9 @@ use crate::task::{Artifact, Metrics, Split};
 
 /// The checkpoint metadata key of [`ResumeState`].
 const RESUME_KEY: &str = "resume";
+/// Training rows a closed-form refit draws when the task keeps no fixed
+/// training set (the original code refits on 1000 training rows).
+const REFIT_POINTS: usize = 1000;
 
 /// What a checkpoint holds, beyond parameters and optimizer moments, to
 /// continue a run exactly.
@@ -414,6 +417,7 @@ impl<'e> Loop<'e> {
         step: u64,
         seconds_per_iteration: f64,
     ) -> Result<f64, TrainError> {
+        self.refit_coefficients(step)?;
         let selection = self.built.task.selection_metric();
         let mut metrics = self.built.task.evaluate(
             &self.built.dev,
@@ -446,6 +450,56 @@ impl<'e> Loop<'e> {
         self.write_record()?;
         tb.flush()?;
         Ok(sel)
+    }
+
+    /// For a model that solves its coefficients in closed form: refits them
+    /// on the task's training points (all of them when the task keeps a
+    /// fixed set, else [`REFIT_POINTS`] fresh draws) with the objective's
+    /// criterion and stores them as the model's own, so the evaluation,
+    /// the checkpoints and log Z use them (see [`crate::closed_form`]).
+    fn refit_coefficients(&mut self, step: u64) -> Result<(), TrainError> {
+        let (ModelSlot::Trained(m), Some(objective), Some(projection)) = (
+            &mut self.built.model,
+            &self.built.objective,
+            &self.built.projection,
+        ) else {
+            return Ok(());
+        };
+        let (Some(criterion), Some(lc)) =
+            (objective.coefficient_criterion(), m.as_linear_coefficients())
+        else {
+            return Ok(());
+        };
+        let dim = self.built.task.dim();
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(
+            derive_seed(self.exp.seed, streams::REFIT),
+            step,
+        ));
+        let points = match self.built.task.train_points() {
+            Some(p) => p.to_vec(),
+            None => self.built.task.train_batch(&mut rng, REFIT_POINTS),
+        };
+        let alpha = crate::closed_form::refit(
+            &self.built.dev,
+            lc,
+            &points,
+            dim,
+            criterion,
+            &**projection,
+            &mut rng,
+        )
+        .map_err(|e| TrainError::Step {
+            step,
+            message: format!(
+                "refitting the closed-form coefficients on {} training rows: {e}",
+                points.len() / dim.max(1)
+            ),
+            kept: format!("the checkpoints so far in {}", self.run_dir.display()),
+        })?;
+        if let Some(lc) = m.as_linear_coefficients_mut() {
+            lc.set_coefficients(&self.built.dev, &alpha);
+        }
+        Ok(())
     }
 
     /// Before the first step: data-dependent initialisation, or the fit of

@@ -152,8 +152,13 @@ fn step_loss(
             dim + model.context_dim()
         )));
     }
-    let x = g.constant(batch, batch_size, dim + model.context_dim());
+    let width = dim + model.context_dim();
     let mut ctx = LossContext { projection, rng };
+    if let Some(lc) = model.as_linear_coefficients() {
+        return crate::closed_form::solved_loss(g, lc, objective, &batch, dim, &mut ctx)
+            .map_err(|e| StepError::Loss(e.to_string()));
+    }
+    let x = g.constant(batch, batch_size, width);
     objective
         .loss(g, &**model, &x, &mut ctx)
         .map_err(|e| StepError::Loss(e.to_string()))
