@@ -112,7 +112,7 @@ fn mc(objective_spec: &str, proj: &str, model_spec: &str, reps: u64) -> (f64, f6
 #[test]
 fn sliced_objectives_are_unbiased_for_exact_sm_with_every_isotropic_projection() {
     for model_spec in [
-        r#"{"dkef": (features: 8, layers: 2, inducing_points: 10)}"#,
+        r#"{"dkef": (features: 8, layers: 2, inducing_points: 10, alpha: Trained)}"#,
         r#"{"mlp_energy": (hidden: [16, 16], activation: Softplus)}"#,
         r#"{"mlp_score": (hidden: [16], activation: Tanh)}"#,
         r#"{"nice": (couplings: 2, hidden_layers: 1, hidden_units: 8)}"#,

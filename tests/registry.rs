@@ -89,7 +89,10 @@ fn every_plugin_example_parses_and_builds() {
 fn every_experiment_file_parses_and_builds() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
     let mut count = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
+    let entries = std::fs::read_dir(&dir)
+        .unwrap()
+        .chain(std::fs::read_dir(dir.join("alpha-trained")).unwrap());
+    for entry in entries {
         let path = entry.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("ron") {
             continue;
@@ -252,7 +255,7 @@ fn every_experiment_file_serializes_back_to_an_equal_experiment() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
     let mut files = Vec::new();
     // (The CUDA files are refused by a CPU build at validation.)
-    for dir in [root.clone(), root.join("needs-data")] {
+    for dir in [root.clone(), root.join("needs-data"), root.join("alpha-trained")] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
