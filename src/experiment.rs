@@ -67,6 +67,19 @@ pub enum OptimizerConfig {
         #[serde(default = "default_eps")]
         eps: f64,
     },
+    /// RMSProp (Hinton; PyTorch's `RMSprop` without momentum or centring):
+    /// `v ← ρv + (1−ρ)g²`, `θ ← θ − lr·g/(√v + eps)`. The paper's optimizer
+    /// for the implicit VAE/WAE and their score networks.
+    RmsProp {
+        /// Learning rate.
+        lr: f64,
+        /// Decay `ρ` of the squared-gradient average (default 0.99).
+        #[serde(default = "default_rho")]
+        rho: f64,
+        /// Denominator offset (default 1e-8).
+        #[serde(default = "default_eps")]
+        eps: f64,
+    },
     /// Stochastic gradient descent with optional momentum.
     Sgd {
         /// Learning rate.
@@ -86,6 +99,9 @@ fn default_beta2() -> f64 {
 fn default_eps() -> f64 {
     1e-8
 }
+fn default_rho() -> f64 {
+    0.99
+}
 fn default_log_every() -> usize {
     10
 }
@@ -94,11 +110,18 @@ impl OptimizerConfig {
     /// The learning rate.
     pub fn lr(&self) -> f64 {
         match self {
-            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr,
+            OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::RmsProp { lr, .. }
+            | OptimizerConfig::Sgd { lr, .. } => *lr,
         }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    /// Checks the settings (fields named `optimizer.…`).
+    ///
+    /// # Errors
+    /// A learning rate that is not positive, a decay outside `[0, 1)`, a
+    /// non-positive `eps`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         require_positive("optimizer.lr", self.lr())?;
         match *self {
             OptimizerConfig::Adam {
@@ -108,6 +131,15 @@ impl OptimizerConfig {
                     if !(0.0..1.0).contains(&b) {
                         return Err(ConfigError::new(f, format!("must be in [0, 1), got {b}")));
                     }
+                }
+                require_positive("optimizer.eps", eps)
+            }
+            OptimizerConfig::RmsProp { rho, eps, .. } => {
+                if !(0.0..1.0).contains(&rho) {
+                    return Err(ConfigError::new(
+                        "optimizer.rho",
+                        format!("must be in [0, 1), got {rho}"),
+                    ));
                 }
                 require_positive("optimizer.eps", eps)
             }

@@ -149,6 +149,51 @@ pub enum ModelUse {
     Conditional(usize),
 }
 
+/// How a task that trains networks of its own updates the experiment's
+/// trained score model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ScoreSchedule {
+    /// Each step, first one step of the score model alone with its own
+    /// `optimizer` on the step's samples, then one step of the task's
+    /// networks (the experiment's optimizer) with the updated model's
+    /// scores on the same samples: the paper's schedule.
+    Alternating {
+        /// The score model's optimizer (the paper: RMSProp, lr 1e-3).
+        optimizer: crate::experiment::OptimizerConfig,
+    },
+    /// One step of both at once with the experiment's optimizer (the
+    /// model's loss added to the task's).
+    Joint,
+}
+
+impl ScoreSchedule {
+    /// Checks the score model's optimizer (errors name
+    /// `score_schedule.optimizer.…`).
+    ///
+    /// # Errors
+    /// An invalid optimizer setting.
+    pub fn validate(&self) -> Result<(), crate::error::ConfigError> {
+        match self {
+            ScoreSchedule::Alternating { optimizer } => {
+                optimizer.validate().map_err(|e| e.within("score_schedule"))
+            }
+            ScoreSchedule::Joint => Ok(()),
+        }
+    }
+}
+
+impl Default for ScoreSchedule {
+    fn default() -> Self {
+        ScoreSchedule::Alternating {
+            optimizer: crate::experiment::OptimizerConfig::RmsProp {
+                lr: 1e-3,
+                rho: 0.99,
+                eps: 1e-8,
+            },
+        }
+    }
+}
+
 /// Where a task that trains networks of its own gets scores of its samples.
 pub enum ScoreSource<'a> {
     /// No model.
@@ -296,5 +341,14 @@ pub trait OwnTraining {
     /// reconstruction error, the score network's own loss).
     fn train_scalars(&self) -> Metrics {
         Metrics::new()
+    }
+
+    /// How a trained score model is updated relative to the task's
+    /// networks (default: jointly). With [`ScoreSchedule::Alternating`]
+    /// the step calls [`OwnTraining::train_loss`] twice on the same draws
+    /// (the task's [`Task::state`] is rewound in between), so it must draw
+    /// only from `rng` and that state.
+    fn score_schedule(&self) -> ScoreSchedule {
+        ScoreSchedule::Joint
     }
 }

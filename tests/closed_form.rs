@@ -80,10 +80,7 @@ fn the_positive_definite_solve_matches_finite_differences() {
             } else {
                 grads[0][i * n + j] + grads[0][j * n + i]
             };
-            assert!(
-                rel_err(by, fd, 1e-6) < 1e-5,
-                "∂/∂A[{i},{j}]: {by} vs {fd}"
-            );
+            assert!(rel_err(by, fd, 1e-6) < 1e-5, "∂/∂A[{i},{j}]: {by} vs {fd}");
         }
     }
     for k in 0..n * 2 {
@@ -297,7 +294,9 @@ fn a_run_refits_the_coefficients_before_evaluating_and_checkpoints_them() {
         "the stored α was not refitted: {alpha:?}"
     );
     let metrics = read_json(&run.join("metrics.json"));
-    let test = metrics["test"]["metrics"].as_object().expect("test metrics");
+    let test = metrics["test"]["metrics"]
+        .as_object()
+        .expect("test metrics");
     assert!(!test.is_empty());
     for (k, v) in test {
         assert!(v.as_f64().is_some_and(f64::is_finite), "{k} = {v}");

@@ -377,3 +377,78 @@ fn settings_that_do_not_fit_are_errors() {
     );
     assert!(e.contains("val.points"), "{e}");
 }
+
+/// One training step of a small VAE experiment with `schedule`; returns the
+/// score network's and the autoencoder's parameters before and after.
+fn one_step(schedule: &str) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    use slicedscore::model::ModelSlot;
+    use slicedscore::nn::module::trainable_values;
+    use slicedscore::train::optim::Optimizer;
+    use slicedscore::train::step::{train_step, StepParts};
+    let text = experiment(
+        "alt",
+        "implicit_vae",
+        &format!(", score_schedule: {schedule}"),
+        SSM,
+        1,
+    );
+    let exp = Experiment::parse(&text, Path::new("alt.ron")).unwrap();
+    let mut built = exp.build().unwrap();
+    let host = |v: Vec<slicedscore::device::Mat>| -> Vec<Vec<f64>> {
+        v.iter().map(|m| m.to_host()).collect()
+    };
+    let model_params = |b: &slicedscore::experiment::Built| match &b.model {
+        ModelSlot::Trained(m) => host(trainable_values(&**m)),
+        _ => panic!("a trained score network"),
+    };
+    let (m0, t0) = (model_params(&built), host(trainable_values(&*built.task)));
+    let mut opt = Optimizer::new(exp.optimizer.clone());
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let objective = built.objective.as_deref().unwrap();
+    let projection = built.projection.as_deref().unwrap();
+    let parts = StepParts {
+        dev: &built.dev,
+        model: &mut built.model,
+        task: &mut *built.task,
+        objective: Some((objective, projection)),
+    };
+    train_step(parts, &mut opt, &mut rng, 8, None).unwrap();
+    let (m1, t1) = (model_params(&built), host(trainable_values(&*built.task)));
+    (m0, m1, t0, t1)
+}
+
+#[test]
+fn the_alternating_schedule_steps_the_score_network_first_with_its_own_rmsprop() {
+    let rms = |lr: f64| format!("Alternating(optimizer: RmsProp(lr: {lr}))");
+    let (m0, m1, t0, t1) = one_step(&rms(0.001));
+    // RMSProp's first step moves each parameter by lr·g/(√((1−ρ)g²) + ε)
+    // = ±lr/√(1−ρ) = ±0.01 wherever its gradient is not tiny.
+    let moves: Vec<f64> = m0
+        .iter()
+        .flatten()
+        .zip(m1.iter().flatten())
+        .map(|(a, b)| (a - b).abs())
+        .collect();
+    // (Weights reading pixels that are 0 in the whole batch get no gradient.)
+    let big = moves.iter().filter(|d| (*d - 0.01).abs() < 2e-4).count();
+    let still = moves.iter().filter(|d| **d < 1e-6).count();
+    assert!(
+        big > moves.len() / 2 && big + still > moves.len() * 99 / 100,
+        "of {} score-network parameters {big} moved by 0.01 and {still} stayed",
+        moves.len()
+    );
+    // With the score network frozen (lr 1e-30 moves no f32 parameter), the autoencoder's update is the
+    // joint schedule's to the bit: the second pass repeats the first's
+    // images, codes and directions, and the first moved nothing.
+    let (f0, f1, ft0, ft1) = one_step(&rms(1e-30));
+    assert_eq!(f0, f1, "lr 1e-30 moved the score network");
+    let (_, _, jt0, jt1) = one_step("Joint");
+    assert_eq!(
+        (&ft0, &ft1),
+        (&jt0, &jt1),
+        "alternating (frozen score network) vs joint autoencoder update"
+    );
+    // With a moving score network the autoencoder sees other scores.
+    assert_eq!(t0, jt0);
+    assert_ne!(t1, jt1, "the autoencoder ignored the updated score network");
+}

@@ -255,7 +255,11 @@ fn every_experiment_file_serializes_back_to_an_equal_experiment() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
     let mut files = Vec::new();
     // (The CUDA files are refused by a CPU build at validation.)
-    for dir in [root.clone(), root.join("needs-data"), root.join("alpha-trained")] {
+    for dir in [
+        root.clone(),
+        root.join("needs-data"),
+        root.join("alpha-trained"),
+    ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };

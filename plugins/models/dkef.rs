@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use crate::autodiff::curvature::{Curvature, CurvatureMethod};
 use crate::autodiff::jet::{Jet, JetKind};
 use crate::autodiff::Graph;
+use crate::closed_form::LinearCoefficients;
 use crate::device::{Device, Mat};
 use crate::error::{require_at_least, require_positive, ConfigError};
-use crate::closed_form::LinearCoefficients;
 use crate::model::{
     CurvatureModel, DataInit, EnergyModel, GaussianProposal, ScoreModel, Terms, TraceTerms,
 };
@@ -424,7 +424,10 @@ impl CurvatureModel for DkefAt<'_> {
                 &fw.phiz,
                 method,
             );
-        let mut at_x = self.model.phi.curvature(g, &fw.cache, at_phi.clone(), method);
+        let mut at_x = self
+            .model
+            .phi
+            .curvature(g, &fw.cache, at_phi.clone(), method);
         if let Some(w) = &self.model.skip {
             let skip = at_phi.linear(g, &w.value);
             at_x = at_x.merge(g, skip);
@@ -459,7 +462,9 @@ impl ScoreModel for Dkef {
         self.phi.total_width() + self.inducing.shape().0 * (2 + self.kernel_cols.len())
     }
     fn as_linear_coefficients(&self) -> Option<&dyn LinearCoefficients> {
-        self.log10_ridge.is_some().then_some(self as &dyn LinearCoefficients)
+        self.log10_ridge
+            .is_some()
+            .then_some(self as &dyn LinearCoefficients)
     }
     fn as_linear_coefficients_mut(&mut self) -> Option<&mut dyn LinearCoefficients> {
         if self.log10_ridge.is_some() {

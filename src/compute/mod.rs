@@ -909,6 +909,15 @@ pub enum Update {
         /// Step number, from 1.
         step: i32,
     },
+    /// RMSProp: `v ← ρv + (1−ρ)g²`, `p ← p − lr·g/(√v + eps)` (`v` the state).
+    RmsProp {
+        /// Learning rate.
+        lr: f64,
+        /// Decay of the squared-gradient average.
+        rho: f64,
+        /// Denominator offset.
+        eps: f64,
+    },
     /// SGD with momentum (`momentum = 0`: plain SGD).
     Sgd {
         /// Learning rate.
@@ -970,6 +979,16 @@ fn update_native<T: Float>(
             eps,
             step,
         } => cpu::adam(p, g, m, v, lr, beta1, beta2, eps, step, grad_scale),
+        Update::RmsProp { lr, rho, eps } => {
+            let (lr, rho, eps) = (T::from_f64(lr), T::from_f64(rho), T::from_f64(eps));
+            let one = T::from_f64(1.0);
+            let gs = T::from_f64(grad_scale);
+            for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
+                let g = g * gs;
+                *v = rho * *v + (one - rho) * g * g;
+                *p -= lr * g / (v.sqrt() + eps);
+            }
+        }
         Update::Sgd { lr, momentum } => {
             let lr = T::from_f64(lr);
             let mo = T::from_f64(momentum);

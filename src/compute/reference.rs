@@ -661,6 +661,16 @@ pub fn update(rule: Update, p: &mut DBuf, g: &DBuf, m: &mut DBuf, v: &mut DBuf, 
             let upd = sc(&same(&mhat, &den, Binary::Div), lr);
             *p = same(p, &upd, Binary::Sub);
         }
+        Update::RmsProp { lr, rho, eps } => {
+            let g2 = map(&g, Unary::Square);
+            *v = same(&sc(v, rho), &sc(&g2, 1.0 - rho), Binary::Add);
+            let den = map(
+                &map(v, Unary::Sqrt),
+                Unary::AddScalar(super::Bits::new(eps)),
+            );
+            let upd = sc(&same(&g, &den, Binary::Div), lr);
+            *p = same(p, &upd, Binary::Sub);
+        }
         Update::Sgd { lr, momentum } => {
             *m = same(&sc(m, momentum), &g, Binary::Add);
             *p = same(p, &sc(m, lr), Binary::Sub);

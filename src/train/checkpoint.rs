@@ -84,6 +84,7 @@ pub fn save(
             }
         }
         metadata.insert("optimizer_steps".into(), opt.steps.to_string());
+        metadata.insert("optimizer_score_steps".into(), opt.score_steps.to_string());
     }
     if let Some(p) = precision {
         metadata.insert("precision".into(), p.name().to_string());
@@ -320,6 +321,7 @@ impl Checkpoint {
             }
         }
         opt.steps = self.metadata_usize("optimizer_steps").unwrap_or(0) as u64;
+        opt.score_steps = self.metadata_usize("optimizer_score_steps").unwrap_or(0) as u64;
         Ok(())
     }
 }

@@ -465,9 +465,10 @@ impl<'e> Loop<'e> {
         ) else {
             return Ok(());
         };
-        let (Some(criterion), Some(lc)) =
-            (objective.coefficient_criterion(), m.as_linear_coefficients())
-        else {
+        let (Some(criterion), Some(lc)) = (
+            objective.coefficient_criterion(),
+            m.as_linear_coefficients(),
+        ) else {
             return Ok(());
         };
         let dim = self.built.task.dim();

@@ -15,14 +15,19 @@ use crate::experiment::OptimizerConfig;
 use crate::nn::module::for_each_param_mut;
 use crate::nn::Module;
 
-/// Adam or SGD with its per-parameter state.
+/// Adam, RMSProp or SGD with its per-parameter state; a second rule may
+/// update the experiment's score model on its own (a task's alternating
+/// schedule), its state kept under the same parameter names.
 pub struct Optimizer {
     config: OptimizerConfig,
     /// Steps taken.
     pub steps: u64,
+    /// Steps the score model took with its own rule ([`Optimizer::step_score`]).
+    pub score_steps: u64,
     /// First moments (Adam) or velocities (SGD), by parameter name.
     pub m: BTreeMap<String, Mat>,
-    /// Second moments (Adam), by parameter name.
+    /// Second moments (Adam) or squared-gradient averages (RMSProp), by
+    /// parameter name.
     pub v: BTreeMap<String, Mat>,
 }
 
@@ -32,6 +37,7 @@ impl Optimizer {
         Self {
             config,
             steps: 0,
+            score_steps: 0,
             m: BTreeMap::new(),
             v: BTreeMap::new(),
         }
@@ -49,7 +55,35 @@ impl Optimizer {
     /// If the number of gradients differs from the number of trainable parameters.
     pub fn step(&mut self, module: &mut (impl Module + ?Sized), grads: &[Mat], grad_scale: f64) {
         self.steps += 1;
-        let rule = match self.config {
+        let config = self.config.clone();
+        self.apply(&config, self.steps, module, grads, grad_scale);
+    }
+
+    /// One update of the score model's trainable parameters with its own
+    /// rule `config` (counted apart for Adam's bias correction).
+    ///
+    /// # Panics
+    /// As [`Optimizer::step`].
+    pub fn step_score(
+        &mut self,
+        config: &OptimizerConfig,
+        module: &mut (impl Module + ?Sized),
+        grads: &[Mat],
+        grad_scale: f64,
+    ) {
+        self.score_steps += 1;
+        self.apply(config, self.score_steps, module, grads, grad_scale);
+    }
+
+    fn apply(
+        &mut self,
+        config: &OptimizerConfig,
+        steps: u64,
+        module: &mut (impl Module + ?Sized),
+        grads: &[Mat],
+        grad_scale: f64,
+    ) {
+        let rule = match *config {
             OptimizerConfig::Adam {
                 lr,
                 beta1,
@@ -60,11 +94,16 @@ impl Optimizer {
                 beta1,
                 beta2,
                 eps,
-                step: self.steps.min(i32::MAX as u64) as i32,
+                step: steps.min(i32::MAX as u64) as i32,
             },
+            OptimizerConfig::RmsProp { lr, rho, eps } => Update::RmsProp { lr, rho, eps },
             OptimizerConfig::Sgd { lr, momentum } => Update::Sgd { lr, momentum },
         };
-        let uses_v = matches!(rule, Update::Adam { .. });
+        let (uses_m, uses_v) = match rule {
+            Update::Adam { .. } => (true, true),
+            Update::RmsProp { .. } => (false, true),
+            Update::Sgd { .. } => (true, false),
+        };
         let mut next = grads.iter();
         for_each_param_mut(module, |name, p| {
             if !p.is_trainable() {
@@ -72,25 +111,21 @@ impl Optimizer {
             }
             let g = next.next().expect("one gradient per trainable parameter");
             let (r, c) = p.shape();
-            let mut m = self
-                .m
-                .remove(name)
-                .unwrap_or_else(|| compute::zeros_as(&p.value, r, c));
-            let mut v = match uses_v {
-                true => self
-                    .v
+            let state = |map: &mut BTreeMap<String, Mat>, used: bool| match used {
+                true => map
                     .remove(name)
                     .unwrap_or_else(|| compute::zeros_as(&p.value, r, c)),
-                false => compute::zeros_as(&p.value, 0, 0),
+                false => compute::zeros_as(&p.value, r, c),
             };
-            if uses_v {
-                compute::update(rule, &mut p.value, g, &mut m, &mut v, grad_scale);
-                self.v.insert(name.to_string(), v);
-            } else {
-                let mut dummy = compute::zeros_as(&p.value, r, c);
-                compute::update(rule, &mut p.value, g, &mut m, &mut dummy, grad_scale);
+            let mut m = state(&mut self.m, uses_m);
+            let mut v = state(&mut self.v, uses_v);
+            compute::update(rule, &mut p.value, g, &mut m, &mut v, grad_scale);
+            if uses_m {
+                self.m.insert(name.to_string(), m);
             }
-            self.m.insert(name.to_string(), m);
+            if uses_v {
+                self.v.insert(name.to_string(), v);
+            }
         });
         assert!(
             next.next().is_none(),

@@ -6,17 +6,24 @@
 //! and of the task are the graph's leaves, in the [`crate::nn::Module`]
 //! order the optimizer walks too. The loss comes from the task's own
 //! training ([`crate::task::OwnTraining`]) or from the objective on a
-//! training batch.
+//! training batch (for a model that solves its coefficients, through
+//! [`crate::closed_form::solved_loss`]). A task whose schedule is
+//! [`ScoreSchedule::Alternating`] gets two updates per step: the score
+//! model's alone (its own optimizer rule, on a copy of the random stream),
+//! then, with the task's batch state rewound so the draws repeat, the
+//! task's networks' with the updated model's scores.
 
 use rand::RngCore;
+use rand_chacha::ChaCha8Rng;
 
 use crate::autodiff::Graph;
 use crate::device::{Device, Mat};
+use crate::experiment::OptimizerConfig;
 use crate::model::ModelSlot;
 use crate::nn::module::{trainable_values, Pair};
 use crate::objective::{LossContext, Objective};
 use crate::projection::Projection;
-use crate::task::{ScoreSource, Task};
+use crate::task::{ScoreSchedule, ScoreSource, Task};
 
 use super::optim::{clip_scale, global_norm, Optimizer};
 
@@ -65,11 +72,11 @@ crate::module!(Nothing {});
 ///
 /// # Errors
 /// The task's or objective's error, or a non-finite loss or gradient norm
-/// (the parameters are then left as they were).
+/// (the parameters of that update are then left as they were).
 pub fn train_step(
     parts: StepParts<'_>,
     opt: &mut Optimizer,
-    rng: &mut dyn RngCore,
+    rng: &mut ChaCha8Rng,
     batch_size: usize,
     grad_clip: Option<f64>,
 ) -> Result<StepOutcome, StepError> {
@@ -79,41 +86,104 @@ pub fn train_step(
         task,
         objective,
     } = parts;
-    let leaves: Vec<Mat> = {
-        let mut v = match model {
-            ModelSlot::Trained(m) => trainable_values(&**m),
-            _ => Vec::new(),
+    let schedule = task.as_trainer().map(|t| t.score_schedule());
+    if let (Some(ScoreSchedule::Alternating { optimizer }), ModelSlot::Trained(_), Some(_)) =
+        (&schedule, &*model, objective)
+    {
+        // The score model's step on the step's draws, then the task's on
+        // the same draws (rng copied, the task's batch state rewound).
+        let saved = task.state();
+        let mut again = rng.clone();
+        let score = Group::Model(optimizer);
+        let step = Step {
+            dev,
+            batch_size,
+            grad_clip,
         };
-        v.extend(trainable_values(task));
-        v
-    };
-    let refs: Vec<&Mat> = leaves.iter().collect();
-    let mut g = Graph::tracking(dev, &refs);
-    let loss = step_loss(&mut g, model, task, objective, rng, batch_size)?;
-    let loss_value = loss.scalar();
-    if !loss_value.is_finite() {
-        return Err(StepError::NonFinite {
-            what: "training loss",
-            value: loss_value,
-        });
+        step.update(model, task, objective, opt, &mut again, score)?;
+        task.set_state(&saved)
+            .map_err(|e| StepError::Loss(format!("rewinding the task's batches: {e}")))?;
+        return step.update(model, task, objective, opt, rng, Group::Task);
     }
-    let grads = g.backward(&loss);
-    let grad_norm = global_norm(&grads);
-    if !grad_norm.is_finite() {
-        return Err(StepError::NonFinite {
-            what: "gradient norm",
-            value: grad_norm,
-        });
+    Step {
+        dev,
+        batch_size,
+        grad_clip,
     }
-    let scale = clip_scale(grad_norm, grad_clip);
-    match model {
-        ModelSlot::Trained(m) => opt.step(&mut Pair(&mut **m, task), &grads, scale),
-        _ => opt.step(&mut Pair(&mut Nothing, task), &grads, scale),
+    .update(model, task, objective, opt, rng, Group::All)
+}
+
+/// Which parameters one update trains.
+enum Group<'a> {
+    /// The model's and the task's, with the experiment's optimizer.
+    All,
+    /// The model's alone, with its own optimizer.
+    Model(&'a OptimizerConfig),
+    /// The task's alone, with the experiment's optimizer.
+    Task,
+}
+
+/// What every update of a step shares.
+struct Step<'a> {
+    dev: &'a Device,
+    batch_size: usize,
+    grad_clip: Option<f64>,
+}
+
+impl Step<'_> {
+    /// One loss, backward pass and update of `group`'s parameters.
+    fn update(
+        &self,
+        model: &mut ModelSlot,
+        task: &mut dyn Task,
+        objective: Option<(&dyn Objective, &dyn Projection)>,
+        opt: &mut Optimizer,
+        rng: &mut dyn RngCore,
+        group: Group<'_>,
+    ) -> Result<StepOutcome, StepError> {
+        let leaves: Vec<Mat> = {
+            let mut v = match (model as &ModelSlot, &group) {
+                (ModelSlot::Trained(m), Group::All | Group::Model(_)) => trainable_values(&**m),
+                _ => Vec::new(),
+            };
+            if !matches!(group, Group::Model(_)) {
+                v.extend(trainable_values(task));
+            }
+            v
+        };
+        let refs: Vec<&Mat> = leaves.iter().collect();
+        let mut g = Graph::tracking(self.dev, &refs);
+        let loss = step_loss(&mut g, model, task, objective, rng, self.batch_size)?;
+        let loss_value = loss.scalar();
+        if !loss_value.is_finite() {
+            return Err(StepError::NonFinite {
+                what: "training loss",
+                value: loss_value,
+            });
+        }
+        let grads = g.backward(&loss);
+        let grad_norm = global_norm(&grads);
+        if !grad_norm.is_finite() {
+            return Err(StepError::NonFinite {
+                what: "gradient norm",
+                value: grad_norm,
+            });
+        }
+        let scale = clip_scale(grad_norm, self.grad_clip);
+        match (model, group) {
+            (ModelSlot::Trained(m), Group::All) => {
+                opt.step(&mut Pair(&mut **m, task), &grads, scale)
+            }
+            (ModelSlot::Trained(m), Group::Model(config)) => {
+                opt.step_score(config, &mut **m, &grads, scale)
+            }
+            _ => opt.step(&mut Pair(&mut Nothing, task), &grads, scale),
+        }
+        Ok(StepOutcome {
+            loss: loss_value,
+            grad_norm,
+        })
     }
-    Ok(StepOutcome {
-        loss: loss_value,
-        grad_norm,
-    })
 }
 
 fn step_loss(

@@ -11,8 +11,10 @@
 //! experiment's model ([`super::scores`]):
 //! * a score network `h(z | x)` (`mlp_score`, built conditionally on the
 //!   image) trained by the experiment's objective (e.g. `ssm_vr`) on the
-//!   same codes, its loss added to the step's (both networks step
-//!   together: simultaneous rather than alternating updates);
+//!   same codes: with `score_schedule: Alternating(…)` (the default, the
+//!   paper's) one step of the score network with its own optimizer
+//!   (RMSProp, lr 1e-3) before each autoencoder step, with `Joint` its
+//!   loss added to the step's and both networks stepping together;
 //! * or a kernel estimator (`stein`, `spectral`) refitted on the codes of
 //!   each image (`codes_per_image ≥ 2`; the paper uses 100).
 //!
@@ -32,7 +34,7 @@ use crate::device::{Device, Mat};
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
-use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSource, Task, TaskError};
+use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSchedule, ScoreSource, Task, TaskError};
 
 use super::autoencoder::{gaussian_kl, half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
 use super::data::DataConfig;
@@ -84,12 +86,17 @@ pub struct ImplicitVaeConfig {
     /// Prior samples in the `samples` grid (default 64; 0 = none).
     #[serde(default = "default_samples")]
     pub samples: usize,
+    /// How a trained score network steps relative to the autoencoder
+    /// (default `Alternating(optimizer: RmsProp(lr: 0.001))`, the paper's).
+    #[serde(default)]
+    pub score_schedule: ScoreSchedule,
 }
 
 /// The task.
 pub struct ImplicitVae {
     ae: Autoencoder,
     codes_per_image: usize,
+    score_schedule: ScoreSchedule,
     description: String,
     last: Metrics,
 }
@@ -160,11 +167,16 @@ impl OwnTraining for ImplicitVae {
     fn train_scalars(&self) -> Metrics {
         self.last.clone()
     }
+
+    fn score_schedule(&self) -> ScoreSchedule {
+        self.score_schedule.clone()
+    }
 }
 
 impl TaskConfig for ImplicitVaeConfig {
     fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         require_at_least("codes_per_image", self.codes_per_image, 1)?;
+        self.score_schedule.validate()?;
         let ae = Autoencoder::build(
             AutoencoderSpec {
                 data: &self.data,
@@ -188,6 +200,7 @@ impl TaskConfig for ImplicitVaeConfig {
         Ok(Box::new(ImplicitVae {
             ae,
             codes_per_image: self.codes_per_image,
+            score_schedule: self.score_schedule.clone(),
             description,
             last: Metrics::new(),
         }))

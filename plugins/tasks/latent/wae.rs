@@ -26,7 +26,7 @@ use crate::device::{Device, Mat};
 use crate::error::{require_positive, ConfigError};
 use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
-use crate::task::{Metrics, OwnTraining, ScoreSource, Task, TaskError};
+use crate::task::{Metrics, OwnTraining, ScoreSchedule, ScoreSource, Task, TaskError};
 
 use super::autoencoder::{half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
 use super::data::DataConfig;
@@ -74,12 +74,17 @@ pub struct WaeConfig {
     /// Prior samples in the `samples` grid (default 64; 0 = none).
     #[serde(default = "default_samples")]
     pub samples: usize,
+    /// How a trained score network steps relative to the autoencoder
+    /// (default `Alternating(optimizer: RmsProp(lr: 0.001))`, the paper's).
+    #[serde(default)]
+    pub score_schedule: ScoreSchedule,
 }
 
 /// The task.
 pub struct Wae {
     ae: Autoencoder,
     lambda: f64,
+    score_schedule: ScoreSchedule,
     description: String,
     last: Metrics,
 }
@@ -140,11 +145,16 @@ impl OwnTraining for Wae {
     fn train_scalars(&self) -> Metrics {
         self.last.clone()
     }
+
+    fn score_schedule(&self) -> ScoreSchedule {
+        self.score_schedule.clone()
+    }
 }
 
 impl TaskConfig for WaeConfig {
     fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         require_positive("lambda", self.lambda)?;
+        self.score_schedule.validate()?;
         let ae = Autoencoder::build(
             AutoencoderSpec {
                 data: &self.data,
@@ -168,6 +178,7 @@ impl TaskConfig for WaeConfig {
         Ok(Box::new(Wae {
             ae,
             lambda: self.lambda,
+            score_schedule: self.score_schedule.clone(),
             description,
             last: Metrics::new(),
         }))
