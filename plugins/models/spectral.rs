@@ -1,9 +1,9 @@
 //! `spectral`: the spectral Stein gradient estimator of Shi, Sun & Zhu
 //! (2018), a score model fitted from samples with no training loop.
 //!
-//! Data flow: [`ScoreModel::fit_samples`] takes samples `x_1..x_M`, builds
-//! the RBF Gram matrix `K` (kernel and bandwidth conventions in
-//! [`crate::kernels`]) and eigendecomposes it, `K u_j = λ_j u_j`
+//! Data flow: [`FitsFromSamples::fit`] takes samples `x_1..x_M`, has
+//! [`RbfFit::fit`] build the RBF Gram matrix `K` (kernel and bandwidth
+//! conventions in [`crate::kernels`]) and eigendecomposes it, `K u_j = λ_j u_j`
 //! (`λ_1 ≥ λ_2 ≥ …`). The Nyström eigenfunctions of the kernel are
 //! `ψ_j(x) = (√M/λ_j) Σ_m k(x, x_m) u_mj`, and the score estimate is
 //! `ĝ(x) = Σ_{j≤J} β_j ψ_j(x)` with `β_j = −(1/M) Σ_m ∇ψ_j(x_m)`.
@@ -56,7 +56,7 @@ pub struct SpectralConfig {
     #[serde(default)]
     pub bandwidth: Bandwidth,
     /// Number of training rows the estimator is fitted to in a standalone
-    /// run ([`SampleEstimator::samples_wanted`]; default 100, at least 2).
+    /// run ([`crate::model::SampleEstimator::samples_wanted`]; default 100, at least 2).
     #[serde(default = "default_samples")]
     pub samples: usize,
 }

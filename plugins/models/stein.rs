@@ -1,10 +1,10 @@
 //! `stein`: the Stein gradient estimator of Li & Turner (2018), a score
 //! model fitted from samples with no training loop.
 //!
-//! Data flow: [`ScoreModel::fit_samples`] takes samples `x_1..x_n`, builds
-//! the RBF Gram matrix `K` and `R = ⟨∇, K⟩` (see [`crate::kernels`] for the
-//! kernel and bandwidth conventions), factors `K + ηI` by Cholesky and keeps
-//! the estimates at the samples,
+//! Data flow: [`FitsFromSamples::fit`] takes samples `x_1..x_n`, has
+//! [`RbfFit::fit`] build the RBF Gram matrix `K` and `R = ⟨∇, K⟩` (see
+//! [`crate::kernels`] for the kernel and bandwidth conventions), factors
+//! `K + ηI` by Cholesky and keeps the estimates at the samples,
 //!
 //! `Ĝ = −(K + ηI)⁻¹ R`,   `R_i = Σ_j ∇_{x_j} k(x_i, x_j)`.
 //!
@@ -59,7 +59,7 @@ pub struct SteinConfig {
     #[serde(default)]
     pub bandwidth: Bandwidth,
     /// Number of training rows the estimator is fitted to in a standalone
-    /// run ([`SampleEstimator::samples_wanted`]; default 100, at least 2).
+    /// run ([`crate::model::SampleEstimator::samples_wanted`]; default 100, at least 2).
     #[serde(default = "default_samples")]
     pub samples: usize,
 }
