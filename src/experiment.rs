@@ -149,7 +149,7 @@ pub struct Experiment {
     /// Data and evaluation.
     pub task: Component<dyn TaskConfig>,
     /// The score model; left out only for a task that uses none (see
-    /// [`Task::uses_model`]).
+    /// [`crate::task::Task::model_use`]).
     #[serde(default, with = "bare", skip_serializing_if = "Option::is_none")]
     pub model: Option<Component<dyn ModelConfig>>,
     /// The training loss; needed when the model is trained (not for a kernel

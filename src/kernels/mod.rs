@@ -1,6 +1,6 @@
 //! RBF kernels for the kernel score estimators (the Stein and spectral
 //! model plugins): distances, the bandwidth, the Gram matrix, the Stein
-//! right-hand side ([`rbf`]), the state a fit keeps ([`fitted`]), and the
+//! right-hand side ([`rbf`](mod@rbf)), the state a fit keeps ([`fitted`]), and the
 //! adapter that turns an estimator evaluated on the host into a score model
 //! ([`point_score`]). Their linear algebra (Cholesky, eigenpairs) is in
 //! [`crate::linalg`].

@@ -26,7 +26,7 @@ pub trait PointScore {
     }
     /// Writes the scores at the rows of `q` (`n × D`) into `out` (`n × D`).
     /// Row `i` of `q` is looked up as fitted sample `i` first (see
-    /// [`find_sample`]), so scoring the fitted samples in order is cheap.
+    /// [`super::find_sample`]), so scoring the fitted samples in order is cheap.
     fn scores_into(&self, q: &[f64], out: &mut [f64]);
     /// Writes `vᵀ (∇s(q)) v` for each row of `q` and `v` (`n × D`) into `out`
     /// (length `n`), given `s`, the scores at `q` from
