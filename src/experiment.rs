@@ -181,31 +181,16 @@ pub struct Experiment {
     /// Data and evaluation.
     pub task: Component<dyn TaskConfig>,
     /// The score model; left out only for a task that uses none (see
-    /// [`Task::uses_model`]).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        serialize_with = "written",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// [`crate::task::Task::model_use`]).
+    #[serde(default, with = "bare", skip_serializing_if = "Option::is_none")]
     pub model: Option<Component<dyn ModelConfig>>,
     /// The training loss; needed when the model is trained (not for a kernel
     /// estimator fitted from samples, or a task without a model).
-    #[serde(
-        default,
-        deserialize_with = "present",
-        serialize_with = "written",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "bare", skip_serializing_if = "Option::is_none")]
     pub objective: Option<Component<dyn ObjectiveConfig>>,
     /// Distribution of projection directions (used by sliced objectives);
     /// given exactly when `objective` is.
-    #[serde(
-        default,
-        deserialize_with = "present",
-        serialize_with = "written",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "bare", skip_serializing_if = "Option::is_none")]
     pub projection: Option<Component<dyn ProjectionConfig>>,
     /// Optimizer and learning rate.
     pub optimizer: OptimizerConfig,
@@ -271,6 +256,13 @@ where
         Some(c) => c.serialize(s),
         None => s.serialize_none(),
     }
+}
+
+/// `#[serde(with = "bare")]`: an optional component read by [`present`]
+/// and written by [`written`].
+mod bare {
+    pub(super) use super::present as deserialize;
+    pub(super) use super::written as serialize;
 }
 
 /// The seed of random stream `stream` of a run seeded `seed` (SplitMix64).

@@ -255,6 +255,37 @@ impl<M: FitsFromSamples> SampleEstimator for Unfitted<M> {
     }
 }
 
+/// Implements [`ModelConfig`](crate::registry::ModelConfig) for the
+/// settings `$cfg` of a [`FitsFromSamples`] model `$m`: `build` checks them
+/// with their `validate` method (a `Result<(), ConfigError>`) and returns
+/// the unfitted estimator, [`Unfitted<$m>`](Unfitted), for data of that
+/// dimension.
+///
+/// ```ignore
+/// slicedscore::fitted_model_config!(SteinConfig => Stein);
+/// ```
+#[macro_export]
+macro_rules! fitted_model_config {
+    ($cfg:ty => $m:ty) => {
+        impl $crate::registry::ModelConfig for $cfg {
+            fn build(
+                &self,
+                _dev: &$crate::device::Device,
+                dim: usize,
+                _rng: &mut ::rand_chacha::ChaCha8Rng,
+            ) -> Result<$crate::registry::BuiltModel, $crate::error::ConfigError> {
+                self.validate()?;
+                Ok($crate::registry::BuiltModel::Fitted(Box::new(
+                    $crate::model::Unfitted::<$m> {
+                        cfg: self.clone(),
+                        dim,
+                    },
+                )))
+            }
+        }
+    };
+}
+
 /// The experiment's model as built: none (a task without a model), a model
 /// trained by an objective, or an estimator fitted from samples (with its
 /// fit, once a standalone run has fitted it).

@@ -5,25 +5,16 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{binary, s, text, write_file, ExpSpec};
+use common::{run_binary, s, text, write_file, ExpSpec};
 use slicedscore::registry::{
     names, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
 use slicedscore::run_loader::{load_model, Which};
 
-/// Runs the binary with `args` in the package root.
-fn slicedscore(args: &[&str]) -> Output {
-    binary()
-        .args(args)
-        .output()
-        .expect("the slicedscore binary starts")
-}
-
 /// Runs `args`, expects success and returns stdout.
 fn ok(args: &[&str]) -> String {
-    let out = slicedscore(args);
+    let out = run_binary(args);
     assert!(
         out.status.success(),
         "slicedscore {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -37,7 +28,7 @@ fn ok(args: &[&str]) -> String {
 /// Runs `args`, expects a clean failure (non-zero exit, no panic) and
 /// returns stderr.
 fn fails(args: &[&str]) -> String {
-    let out = slicedscore(args);
+    let out = run_binary(args);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(
         !out.status.success(),
@@ -392,12 +383,7 @@ fn run_then_score_a_csv() {
 #[test]
 fn diverging_run_fails_with_the_step() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = ExpSpec {
-        optimizer: "Sgd(lr: 1e12)".into(),
-        iterations: 100,
-        eval_every: 10,
-        ..ExpSpec::default()
-    };
+    let spec = ExpSpec::diverging(10);
     let file = spec.write(tmp.path(), "diverge.ron");
     let run = tmp.path().join("run");
     let err = fails(&["run", s(&file), "--run-dir", s(&run), "--no-progress"]);

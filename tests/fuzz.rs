@@ -9,13 +9,14 @@
 //! failing input is printed in full. `SLICEDSCORE_FUZZ_SEED=<n>` draws
 //! other mutations (to explore further than the default set).
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod common;
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::binary_with_timeout;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -74,37 +75,9 @@ enum Outcome {
 
 /// Runs the binary with `args`, killing it at the time limit.
 fn run_binary(args: &[&str]) -> Outcome {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_slicedscore"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_remove("RUST_LOG")
-        .env("RUST_BACKTRACE", "0")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if start.elapsed() > TIME_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let err = reader.join().unwrap();
-    match status {
+    match binary_with_timeout(args, TIME_LIMIT) {
         None => Outcome::TimedOut,
-        Some(s) => match s.code() {
+        Some((s, err)) => match s.code() {
             Some(c) => Outcome::Exited(c, err),
             None => Outcome::Signalled(err),
         },

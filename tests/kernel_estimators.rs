@@ -1,8 +1,10 @@
 //! The kernel score estimators `stein` and `spectral`:
 //!
 //! 1. both agree with a plain dense-matrix reference written here (naive
-//!    loops, Gaussian elimination, Jacobi eigenvalues) on a small case, at
-//!    the samples and off them;
+//!    loops, Gaussian elimination; eigenpairs by the cyclic Jacobi rotations
+//!    of the tabular task's whitening, independent of the `linalg`
+//!    eigensolver the estimators use) on a small case, at the samples and
+//!    off them;
 //! 2. their error against the true score of Gaussians and a two-component
 //!    mixture falls as the number of samples grows;
 //! 3. the symmetric eigendecomposition reconstructs its input with
@@ -22,10 +24,12 @@ use rand_distr::StandardNormal;
 use slicedscore::autodiff::Graph;
 use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
-use slicedscore::kernels::{self, Bandwidth};
-use slicedscore::model::ScoreModel;
+use slicedscore::kernels::{self, Bandwidth, PointScore};
+use slicedscore::model::{FitsFromSamples, ScoreModel};
 use slicedscore::plugins::models::spectral::{Spectral, SpectralConfig};
 use slicedscore::plugins::models::stein::{Stein, SteinConfig};
+// The reference eigensolver: values in decreasing order, vectors as columns.
+use slicedscore::plugins::tasks::tabular::preprocess::symmetric_eigen as ref_jacobi;
 use slicedscore::registry::BuiltModel;
 use slicedscore::registry::{Component, ModelConfig};
 
@@ -156,57 +160,6 @@ fn ref_stein(x: &[f64], n: usize, d: usize, eta: f64, sigma: f64) -> Vec<f64> {
     ref_solve(&a, &rhs, n, d)
 }
 
-/// Eigenpairs of a symmetric matrix by cyclic Jacobi rotations: (values,
-/// vectors as columns of an n × n row-major matrix).
-fn ref_jacobi(a: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-    let mut a = a.to_vec();
-    let mut v = vec![0.0; n * n];
-    for i in 0..n {
-        v[i * n + i] = 1.0;
-    }
-    for _sweep in 0..100 {
-        let off: f64 = (0..n)
-            .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i * n + j].powi(2))
-            .sum();
-        if off < 1e-30 {
-            break;
-        }
-        for p in 0..n {
-            for q in (p + 1)..n {
-                let apq = a[p * n + q];
-                if apq.abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q * n + q] - a[p * n + p]) / (2.0 * apq);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for k in 0..n {
-                    let akp = a[k * n + p];
-                    let akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for k in 0..n {
-                    let apk = a[p * n + k];
-                    let aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for k in 0..n {
-                    let vkp = v[k * n + p];
-                    let vkq = v[k * n + q];
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
-    }
-    ((0..n).map(|i| a[i * n + i]).collect(), v)
-}
-
 /// Shi et al.: `ψ_j(x) = (√M/λ_j) Σ_m k(x, x_m) u_mj`,
 /// `β_j = −(1/M) Σ_m ∇ψ_j(x_m)`, `ĝ(q) = Σ_j β_j ψ_j(q)`, with the `j`
 /// leading eigenpairs, at each row of `q`.
@@ -276,13 +229,13 @@ fn stein_matches_the_dense_reference() {
     let sigma = ref_median_bandwidth(&x, n, d);
     for eta in [1e-3, 0.1] {
         let est = Stein::fit(d, 0, &stein_cfg(eta, Bandwidth::Median), &x).unwrap();
-        let bw = est.bandwidth();
+        let bw = est.fitted().bandwidth();
         assert!((bw - sigma).abs() < 1e-14, "bandwidth {bw} vs {sigma}");
         let want = ref_stein(&x, n, d, eta, sigma);
-        let err = max_abs_diff(est.fitted_scores(), &want);
+        let err = max_abs_diff(est.fitted().fitted_scores(), &want);
         assert!(err < 1e-8, "eta {eta}: max error {err}");
         // Scoring the samples returns the fit.
-        assert_eq!(est.scores(&x), est.fitted_scores());
+        assert_eq!(est.scores(&x), est.fitted().fitted_scores());
 
         // Off-sample: the last row of the estimator refitted on the samples
         // plus the query, with the fitted bandwidth; scored in one batch
@@ -297,7 +250,7 @@ fn stein_matches_the_dense_reference() {
             batch.extend_from_slice(&q);
             want.extend_from_slice(&full[n * d..]);
             batch.extend_from_slice(&x[k * d..(k + 1) * d]);
-            want.extend_from_slice(&est.fitted_scores()[k * d..(k + 1) * d]);
+            want.extend_from_slice(&est.fitted().fitted_scores()[k * d..(k + 1) * d]);
         }
         let got = est.scores(&batch);
         let err = max_abs_diff(&got, &want);
@@ -319,7 +272,7 @@ fn spectral_matches_the_dense_reference() {
     for j in 1..=m {
         let est = Spectral::fit(d, 0, &spectral_cfg(Some(j), 0.99), &x).unwrap();
         assert_eq!(est.num_eigenpairs(), j);
-        assert!((est.bandwidth() - sigma).abs() < 1e-14);
+        assert!((est.fitted().bandwidth() - sigma).abs() < 1e-14);
         let want = ref_spectral(&x, m, d, sigma, j, &q);
         let got = est.scores(&q);
         let scale = want.iter().fold(1.0f64, |a, b| a.max(b.abs()));
@@ -425,7 +378,7 @@ fn errors(target: &Target, mode: Mode, ns: &[usize], seeds: u64) -> Vec<f64> {
                             let est =
                                 Stein::fit(d, 0, &stein_cfg(1e-3, Bandwidth::Median), &x).unwrap();
                             if let Mode::SteinAtSamples = mode {
-                                mse(est.fitted_scores(), &target.score(&x), d)
+                                mse(est.fitted().fitted_scores(), &target.score(&x), d)
                             } else {
                                 mse(&est.scores(&held_out), &target.score(&held_out), d)
                             }
@@ -624,7 +577,7 @@ fn bad_samples_are_errors_or_finite() {
     }
     pos.sort_by(|a, b| a.partial_cmp(b).unwrap());
     assert_eq!(pos.len(), 15);
-    assert!((st.bandwidth() - pos[7]).abs() < 1e-14);
+    assert!((st.fitted().bandwidth() - pos[7]).abs() < 1e-14);
 
     // η = 0 with repeated samples: K is singular, Cholesky fails, reported.
     let e = Stein::fit(2, 0, &stein_cfg(0.0, Bandwidth::Median), &x)
@@ -730,8 +683,8 @@ fn terms_match_the_score_and_its_finite_differences() {
         }
     }
     // Scoring the fitted samples (in order or shuffled) returns the fit.
-    assert_eq!(graph_score(&st, &x, n), st.fitted_scores());
-    assert_eq!(graph_score(&sp, &x, n), sp.fitted_scores());
+    assert_eq!(graph_score(&st, &x, n), st.fitted().fitted_scores());
+    assert_eq!(graph_score(&sp, &x, n), sp.fitted().fitted_scores());
     let mut perm: Vec<usize> = (0..n).collect();
     perm.reverse();
     let xp: Vec<f64> = perm
@@ -740,14 +693,14 @@ fn terms_match_the_score_and_its_finite_differences() {
         .collect();
     let want: Vec<f64> = perm
         .iter()
-        .flat_map(|&i| st.fitted_scores()[i * d..(i + 1) * d].to_vec())
+        .flat_map(|&i| st.fitted().fitted_scores()[i * d..(i + 1) * d].to_vec())
         .collect();
     assert_eq!(graph_score(&st, &xp, n), want);
     // The spectral expansion at a sample equals its fitted estimate.
     let mut nudged = x[..d].to_vec();
     nudged[0] += 1e-12;
     let a = graph_score(&sp, &nudged, 1);
-    assert!(max_abs_diff(&a, &sp.fitted_scores()[..d]) < 1e-8);
+    assert!(max_abs_diff(&a, &sp.fitted().fitted_scores()[..d]) < 1e-8);
 }
 
 #[test]
@@ -761,7 +714,7 @@ fn context_columns_are_ignored() {
         .chunks(d)
         .flat_map(|r| [r[0], r[1], 9.0, 8.0, 7.0])
         .collect();
-    assert_eq!(graph_score(&st, &rows, n), st.fitted_scores());
+    assert_eq!(graph_score(&st, &rows, n), st.fitted().fitted_scores());
 }
 
 // --------------------------------------------------------------- 6. registry

@@ -20,7 +20,7 @@ use slicedscore::plugins::models::nice::{Nice, NiceConfig, NicePrior};
 use slicedscore::run_loader::{load_model, Which};
 use slicedscore::targets::TargetSpec;
 use slicedscore::task::Split;
-use slicedscore::train::{train, RunOptions, METRICS_FILE};
+use slicedscore::train::{train, METRICS_FILE};
 
 const N: usize = 4;
 const D: usize = 6;
@@ -324,7 +324,7 @@ fn terms_and_score_match_finite_differences_of_log_p() {
         }
         assert_close(&s, &fd, 1e-6, 1e-3, &format!("{spec} score = ∇ log p"));
         // The curvature pass gives the same score.
-        let (cs, _) = curvature(&*m, &x, dim, &mut CurvatureMethod::ApproxBp);
+        let (cs, _) = curvature_of(&*m, &x, dim, &mut CurvatureMethod::ApproxBp);
         assert_close(
             &cs,
             &s,
@@ -367,31 +367,6 @@ fn parameter_gradients_of_every_objective_match_finite_differences() {
 // ---------------------------------------------------------------------------
 // Curvature estimates.
 
-/// diag(∇ₓs) exactly, from D second-order jets along the basis vectors.
-fn exact_diag(m: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
-    let n = x.len() / dim;
-    let mut g = Graph::inference(&dev());
-    let xm = mat(x.to_vec(), n, dim);
-    let v = basis_v(n, dim);
-    let t = (m.terms(&mut g, &xm, &v, false).vhv).to_host();
-    let mut out = vec![0.0; n * dim];
-    for i in 0..dim {
-        for r in 0..n {
-            out[r * dim + i] = t[i * n + r];
-        }
-    }
-    out
-}
-
-fn curvature(
-    m: &dyn ScoreModel,
-    x: &[f64],
-    dim: usize,
-    method: &mut CurvatureMethod<'_>,
-) -> (Vec<f64>, Vec<f64>) {
-    curvature_of(m, x, dim, method)
-}
-
 #[test]
 fn cp_is_unbiased_for_the_hessian_diagonal() {
     for (spec, dim) in CASES {
@@ -403,7 +378,7 @@ fn cp_is_unbiased_for_the_hessian_diagonal() {
         let mut sum = vec![0.0; N * dim];
         let mut sum2 = vec![0.0; N * dim];
         for _ in 0..draws {
-            let (_, d) = curvature(&*m, &x, dim, &mut CurvatureMethod::Cp { rng: &mut rng });
+            let (_, d) = curvature_of(&*m, &x, dim, &mut CurvatureMethod::Cp { rng: &mut rng });
             for (k, v) in d.iter().enumerate() {
                 sum[k] += v;
                 sum2[k] += v * v;
@@ -452,7 +427,7 @@ fn approx_bp_is_exact_for_one_coupling_with_one_unit_per_hidden_layer() {
         for dim in [5, 6] {
             let m = nice_model(spec, dim, 16);
             let x = randn(&mut ChaCha8Rng::seed_from_u64(17), N * dim);
-            let (_, d) = curvature(&*m, &x, dim, &mut CurvatureMethod::ApproxBp);
+            let (_, d) = curvature_of(&*m, &x, dim, &mut CurvatureMethod::ApproxBp);
             assert_close(
                 &d,
                 &exact_diag(&*m, &x, dim),
@@ -472,7 +447,7 @@ fn approx_bp_with_a_wide_hidden_layer_is_exact_only_where_the_algebra_says() {
         );
         let m = nice_model(&spec, D, 18);
         let x = randn(&mut ChaCha8Rng::seed_from_u64(19), N * D);
-        let (_, d) = curvature(&*m, &x, D, &mut CurvatureMethod::ApproxBp);
+        let (_, d) = curvature_of(&*m, &x, D, &mut CurvatureMethod::ApproxBp);
         let e = exact_diag(&*m, &x, D);
         let mut even_gap: f64 = 0.0;
         for r in 0..N {
@@ -597,8 +572,6 @@ fn maximum_likelihood_training_learns_a_2d_target() {
         target: target.into(),
         model: r#"{"nice": (couplings: 4, hidden_layers: 2, hidden_units: 32)}"#.into(),
         objective: r#"{"mle": ()}"#.into(),
-        optimizer: "Adam(lr: 0.003)".into(),
-        batch_size: 64,
         iterations: 1000,
         eval_every: 200,
         ..ExpSpec::default()
@@ -625,12 +598,7 @@ fn maximum_likelihood_training_learns_a_2d_target() {
         .task
         .evaluate(&built.dev, built.model.scorer(), Split::Validation)["fisher_divergence"];
     let dir = tmp.path().join("run");
-    let opts = RunOptions {
-        run_dir: Some(dir.clone()),
-        progress: false,
-        ..RunOptions::default()
-    };
-    let summary = train(&exp, &text, built, &opts).unwrap_or_else(|e| panic!("{e}"));
+    let summary = train(&exp, &text, built, &run_options(&dir)).unwrap_or_else(|e| panic!("{e}"));
     let m = read_json(&dir.join(METRICS_FILE));
     assert_eq!(m["status"], "finished", "{m:#}");
     let history = m["history"].as_array().unwrap();

@@ -5,22 +5,20 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use common::{binary, s, text, write_file, ExpSpec};
+use common::{run_binary, s, text, train_file, write_file, ExpSpec};
 use slicedscore::points_csv;
-use slicedscore::train::{run_file, RunOptions};
 
-fn slicedscore(args: &[&str]) -> Output {
-    binary()
-        .args(args)
-        .output()
-        .expect("the slicedscore binary starts")
+/// `sample --run <run> -n <n>` followed by `extra`.
+fn sample_args<'a>(run: &'a str, n: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["sample", "--run", run, "-n", n];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Runs `args`, expects success; returns (stdout, stderr).
 fn ok(args: &[&str]) -> (String, String) {
-    let out = slicedscore(args);
+    let out = run_binary(args);
     let (o, e) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{args:?} failed:\n{e}");
     (o, e)
@@ -29,7 +27,7 @@ fn ok(args: &[&str]) -> (String, String) {
 /// Runs `args`, expects a clean failure (exit status 1, or clap's 2 for a
 /// malformed argument); returns stderr.
 fn fails(args: &[&str]) -> String {
-    let out = slicedscore(args);
+    let out = run_binary(args);
     let e = text(&out.stderr);
     assert!(matches!(out.status.code(), Some(1 | 2)), "{args:?}: {e}");
     assert!(!e.contains("panicked"), "{args:?} panicked:\n{e}");
@@ -41,13 +39,7 @@ fn fails(args: &[&str]) -> String {
 fn train(dir: &Path, ron: &str) -> PathBuf {
     let file = write_file(dir, "exp.ron", ron);
     let run_dir = dir.join("run");
-    let opts = RunOptions {
-        logs_root: dir.to_path_buf(),
-        run_dir: Some(run_dir.clone()),
-        progress: false,
-        ..RunOptions::default()
-    };
-    run_file(&file, &opts).unwrap_or_else(|e| panic!("{e}"));
+    train_file(&file, &run_dir);
     run_dir
 }
 
@@ -71,17 +63,7 @@ fn energy_models_sample_with_and_without_mala() {
     );
     let r = s(&run);
     let out = tmp.path().join("a.csv");
-    let (_, log) = ok(&[
-        "sample",
-        "--run",
-        r,
-        "-n",
-        "40",
-        "--steps",
-        "30",
-        "--out",
-        s(&out),
-    ]);
+    let (_, log) = ok(&sample_args(r, "40", &["--steps", "30", "--out", s(&out)]));
     assert!(log.contains("40 samples after 30 Langevin steps"), "{log}");
     let a = points_csv::read_points(&out, 2).unwrap();
     assert_eq!(a.len(), 80);
@@ -97,32 +79,24 @@ fn energy_models_sample_with_and_without_mala() {
     ]);
     assert_ne!(other, csv);
     // MALA and annealing.
-    let (_, log) = ok(&[
-        "sample",
-        "--run",
+    let (_, log) = ok(&sample_args(
         r,
-        "-n",
         "20",
-        "--steps",
-        "10",
-        "--mala",
-        "--step-size",
-        "0.05",
-    ]);
+        &["--steps", "10", "--mala", "--step-size", "0.05"],
+    ));
     assert!(log.contains("MALA acceptance"), "{log}");
-    let (csv, log) = ok(&[
-        "sample",
-        "--run",
+    let (csv, log) = ok(&sample_args(
         r,
-        "-n",
         "10",
-        "--steps",
-        "10",
-        "--annealed",
-        "1.0..0.1:3",
-        "--init",
-        "gaussian",
-    ]);
+        &[
+            "--steps",
+            "10",
+            "--annealed",
+            "1.0..0.1:3",
+            "--init",
+            "gaussian",
+        ],
+    ));
     assert!(log.contains("after 30 Langevin steps"), "{log}");
     assert_eq!(csv.lines().count(), 11);
 }
@@ -145,44 +119,26 @@ fn bad_input_is_a_clear_error() {
     assert!(e.contains("-n: must be between 1"), "{e}");
     let e = fails(&["sample", "--run", r, "-n", "5", "--step-size", "0"]);
     assert!(e.contains("--step-size: must be finite and > 0"), "{e}");
-    let e = fails(&[
-        "sample",
-        "--run",
+    let e = fails(&sample_args(
         r,
-        "-n",
         "5",
-        "--init",
-        "noise",
-        "--init-std",
-        "0",
-    ]);
+        &["--init", "noise", "--init-std", "0"],
+    ));
     assert!(e.contains("standard deviation"), "{e}");
     // A step size far too large for the model: the step and chain are named.
-    let e = fails(&[
-        "sample",
-        "--run",
+    let e = fails(&sample_args(
         r,
-        "-n",
         "5",
-        "--steps",
-        "500",
-        "--step-size",
-        "1e6",
-    ]);
+        &["--steps", "500", "--step-size", "1e6"],
+    ));
     assert!(e.contains("not finite at level 0, step"), "{e}");
     // An output file in a missing folder: nothing half-written, the path named.
     let bad_out = tmp.path().join("no/such/dir/s.csv");
-    let e = fails(&[
-        "sample",
-        "--run",
+    let e = fails(&sample_args(
         r,
-        "-n",
         "5",
-        "--steps",
-        "2",
-        "--out",
-        s(&bad_out),
-    ]);
+        &["--steps", "2", "--out", s(&bad_out)],
+    ));
     assert!(e.contains(s(&bad_out)), "{e}");
     let e = fails(&["sample", "--run", s(&tmp.path().join("nope")), "-n", "5"]);
     assert!(e.contains("experiment.ron"), "{e}");
@@ -212,17 +168,11 @@ fn image_runs_get_a_grid_and_fitted_models_sample_too() {
     // The run folder has the Langevin grid beside the flow's own samples.
     assert!(run.join("langevin_samples.png").exists());
     let out = tmp.path().join("digits.csv");
-    let (_, log) = ok(&[
-        "sample",
-        "--run",
+    let (_, log) = ok(&sample_args(
         s(&run),
-        "-n",
         "9",
-        "--steps",
-        "5",
-        "--out",
-        s(&out),
-    ]);
+        &["--steps", "5", "--out", s(&out)],
+    ));
     // The logit is not affine: the CSV is in the model's coordinates, and says so.
     assert!(log.contains("model's coordinates"), "{log}");
     assert_eq!(points_csv::read_points(&out, 64).unwrap().len(), 9 * 64);

@@ -18,9 +18,8 @@ use slicedscore::sampling::langevin::{sample, Annealing, Langevin};
 use slicedscore::sampling::{evaluation, Density, ModelDensity, SampleError, TargetDensity};
 use slicedscore::targets::{Target, TargetSpec};
 use slicedscore::task::Split;
-use slicedscore::train::{run_file, RunOptions};
 
-use common::{num, read_json, ExpSpec};
+use common::{num, read_json, train_file, ExpSpec};
 
 fn target(spec: &str, seed: u64) -> Box<dyn Target> {
     let s: TargetSpec = ron::from_str(spec).unwrap();
@@ -241,13 +240,7 @@ fn train_quick(dir: &Path, model: &str, iterations: usize) -> std::path::PathBuf
     };
     let file = spec.write(dir, "sampling.ron");
     let run_dir = dir.join("run");
-    let opts = RunOptions {
-        logs_root: dir.to_path_buf(),
-        run_dir: Some(run_dir.clone()),
-        progress: false,
-        ..RunOptions::default()
-    };
-    run_file(&file, &opts).unwrap_or_else(|e| panic!("{e}"));
+    train_file(&file, &run_dir);
     run_dir
 }
 
@@ -349,13 +342,7 @@ fn sampling_can_be_switched_off_and_refuses_conditional_models() {
     );
     let file = common::write_file(tmp.path(), "off.ron", &text);
     let run_dir = tmp.path().join("run");
-    let opts = RunOptions {
-        logs_root: tmp.path().to_path_buf(),
-        run_dir: Some(run_dir.clone()),
-        progress: false,
-        ..RunOptions::default()
-    };
-    run_file(&file, &opts).unwrap();
+    train_file(&file, &run_dir);
     let m = read_json(&run_dir.join("metrics.json"));
     assert!(
         m["test"]["metrics"]

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{binary, read_json, s, text, ExpSpec};
+use common::{binary, read_json, run_binary, run_options, s, text, ExpSpec};
 use slicedscore::device::{Device, Precision};
 use slicedscore::experiment::Experiment;
 use slicedscore::logging::event_reader::{find_event_files, read_events, read_scalars};
@@ -32,10 +32,8 @@ fn spawn_captured(args: &[&str]) -> Child {
 
 fn opts(run_dir: &Path, stop_after: Option<u64>) -> RunOptions {
     RunOptions {
-        run_dir: Some(run_dir.to_path_buf()),
-        progress: false,
         stop_after,
-        ..RunOptions::default()
+        ..run_options(run_dir)
     }
 }
 
@@ -177,10 +175,7 @@ fn run_dir_into_an_existing_run_is_refused_and_changes_nothing() {
     run_file(&file, &opts(&dir, None)).unwrap();
     let before = std::fs::read(dir.join(METRICS_FILE)).unwrap();
     let params = last_params(&dir);
-    let out = binary()
-        .args(["run", s(&file), "--run-dir", s(&dir), "--no-progress"])
-        .output()
-        .unwrap();
+    let out = run_binary(&["run", s(&file), "--run-dir", s(&dir), "--no-progress"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -190,10 +185,7 @@ fn run_dir_into_an_existing_run_is_refused_and_changes_nothing() {
     assert_eq!(std::fs::read(dir.join(METRICS_FILE)).unwrap(), before);
     assert_eq!(last_params(&dir), params);
     // Resuming a finished run says so and changes nothing either.
-    let out = binary()
-        .args(["resume", s(&dir), "--no-progress"])
-        .output()
-        .unwrap();
+    let out = run_binary(&["resume", s(&dir), "--no-progress"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("finished"), "{err}");
@@ -239,6 +231,17 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
+/// Resumes the run in `dir` with the binary, stopping after step `stop`.
+fn resume_until(dir: &Path, stop: u64) -> Output {
+    run_binary(&[
+        "resume",
+        s(dir),
+        "--no-progress",
+        "--stop-after",
+        &stop.to_string(),
+    ])
+}
+
 fn finish(child: Child) -> Output {
     child.wait_with_output().unwrap()
 }
@@ -269,16 +272,7 @@ fn sigint_and_sigterm_stop_with_a_checkpoint_and_a_resume_hint() {
             assert!(!name.contains(".tmp"), "{name} left in {}", dir.display());
         }
         // Resume continues from that step (stopped again a few steps on).
-        let out = binary()
-            .args([
-                "resume",
-                s(&dir),
-                "--no-progress",
-                "--stop-after",
-                &(step + 7).to_string(),
-            ])
-            .output()
-            .unwrap();
+        let out = resume_until(&dir, step + 7);
         assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
         let m = read_json(&dir.join(METRICS_FILE));
         assert_eq!(m["step"].as_u64().unwrap(), step + 7, "{m:#}");
@@ -299,16 +293,7 @@ fn a_killed_run_resumes_from_its_last_checkpoint() {
         .metadata_usize("step")
         .unwrap() as u64;
     let stop = saved + 30;
-    let out = binary()
-        .args([
-            "resume",
-            s(&dir),
-            "--no-progress",
-            "--stop-after",
-            &stop.to_string(),
-        ])
-        .output()
-        .unwrap();
+    let out = resume_until(&dir, stop);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{err}");
     let m = read_json(&dir.join(METRICS_FILE));
@@ -385,10 +370,7 @@ fn huge_finite_divergence_ends_the_run_as_diverged() {
     };
     let file = spec.write(tmp.path(), "exp.ron");
     let dir = tmp.path().join("run");
-    let out = binary()
-        .args(["run", s(&file), "--run-dir", s(&dir), "--no-progress"])
-        .output()
-        .unwrap();
+    let out = run_binary(&["run", s(&file), "--run-dir", s(&dir), "--no-progress"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("diverged at step"), "{err}");
@@ -423,7 +405,7 @@ fn settings_that_cannot_fit_in_memory_are_refused_by_field() {
             if cmd == "run" {
                 args.extend(["--run-dir", s(&dir), "--no-progress"]);
             }
-            let out = binary().args(&args).output().unwrap();
+            let out = run_binary(&args);
             let err = text(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{cmd} {field}: {err}");
             assert!(

@@ -10,12 +10,12 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use common::ExpSpec;
+use common::{run_options, ExpSpec};
 use slicedscore::logging::{
     find_event_files, read_events, Event, HParamValue, HParamsRecord, SessionStatus, ValueKind,
 };
 use slicedscore::train::hparams::{columns, experiment_markdown, EXPERIMENT_TEXT_TAG};
-use slicedscore::train::{run_file, RunOptions};
+use slicedscore::train::run_file;
 
 fn events_of(dir: &Path) -> Vec<Event> {
     let files = find_event_files(dir);
@@ -50,12 +50,7 @@ fn scalar_tags(events: &[Event]) -> BTreeMap<String, Vec<(i64, f32)>> {
 fn run(spec: &ExpSpec, root: &Path) -> (std::path::PathBuf, bool) {
     let file = spec.write(root, "e.ron");
     let dir = root.join("run");
-    let opts = RunOptions {
-        run_dir: Some(dir.clone()),
-        progress: false,
-        ..RunOptions::default()
-    };
-    let ok = run_file(&file, &opts).is_ok();
+    let ok = run_file(&file, &run_options(&dir)).is_ok();
     (dir, ok)
 }
 
@@ -184,12 +179,7 @@ fn a_finished_run_writes_its_file_as_text_and_its_hparams() {
 #[test]
 fn a_failed_run_ends_its_session_as_a_failure() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = ExpSpec {
-        optimizer: "Sgd(lr: 1e12)".into(),
-        iterations: 100,
-        eval_every: 2,
-        ..ExpSpec::default()
-    };
+    let spec = ExpSpec::diverging(2);
     let (dir, ok) = run(&spec, tmp.path());
     assert!(!ok, "lr 1e12 should diverge");
     let records = hparams_records(&events_of(&dir));

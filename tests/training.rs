@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use common::{num, read_json, write_file, ExpSpec};
+use common::{num, read_json, run_options, write_file, ExpSpec};
 use serde_json::Value;
 use slicedscore::autodiff::Graph;
 use slicedscore::device::{Device, Precision};
@@ -43,19 +43,11 @@ fn assert_json_f64(json: &Value, exact: f64, what: &str) {
     );
 }
 
-fn opts(run_dir: &Path) -> RunOptions {
-    RunOptions {
-        run_dir: Some(run_dir.to_path_buf()),
-        progress: false,
-        ..RunOptions::default()
-    }
-}
-
 /// Writes `spec` into `root` and trains it into `root/<run>`.
 fn run_spec(spec: &ExpSpec, root: &Path, run: &str) -> (PathBuf, Result<RunSummary, TrainError>) {
     let file = spec.write(root, &format!("{run}.ron"));
     let dir = root.join(run);
-    let result = run_file(&file, &opts(&dir));
+    let result = run_file(&file, &run_options(&dir));
     (dir, result)
 }
 
@@ -309,7 +301,7 @@ fn quickstart_learns_the_mixture_score() {
     let tmp = tempfile::tempdir().unwrap();
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/quickstart.ron");
     let dir = tmp.path().join("quickstart");
-    let summary = run_file(&file, &opts(&dir)).unwrap_or_else(|e| panic!("{e}"));
+    let summary = run_file(&file, &run_options(&dir)).unwrap_or_else(|e| panic!("{e}"));
 
     let rfd = summary.test["relative_fisher_divergence"];
     assert!(
@@ -425,7 +417,7 @@ fn every_objective_and_model_learns() {
                 .evaluate(&built.dev, built.model.scorer(), Split::Validation)
                 ["relative_fisher_divergence"];
             let dir = tmp.path().join(format!("run{}", report.len()));
-            let summary = train(&exp, &text, built, &opts(&dir))
+            let summary = train(&exp, &text, built, &run_options(&dir))
                 .unwrap_or_else(|e| panic!("{model} {objective}: {e}"));
             let history = read_json(&dir.join(METRICS_FILE))["history"].clone();
             let last = num(
@@ -449,12 +441,7 @@ fn every_objective_and_model_learns() {
 #[test]
 fn divergence_stops_with_the_step_and_keeps_a_good_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
-    let spec = ExpSpec {
-        optimizer: "Sgd(lr: 1e12)".into(),
-        iterations: 100,
-        eval_every: 2,
-        ..ExpSpec::default()
-    };
+    let spec = ExpSpec::diverging(2);
     let (dir, result) = run_spec(&spec, tmp.path(), "diverged");
     let err = match result {
         Ok(s) => panic!("lr 1e12 trained without error; best step {}", s.best_step),

@@ -1,9 +1,9 @@
 //! `spectral`: the spectral Stein gradient estimator of Shi, Sun & Zhu
 //! (2018), a score model fitted from samples with no training loop.
 //!
-//! Data flow: [`ScoreModel::fit_samples`] takes samples `x_1..x_M`, builds
-//! the RBF Gram matrix `K` (kernel and bandwidth conventions in
-//! [`crate::kernels`]) and eigendecomposes it, `K u_j = λ_j u_j`
+//! Data flow: [`FitsFromSamples::fit`] takes samples `x_1..x_M`, has
+//! [`RbfFit::fit`] build the RBF Gram matrix `K` (kernel and bandwidth
+//! conventions in [`crate::kernels`]) and eigendecomposes it, `K u_j = λ_j u_j`
 //! (`λ_1 ≥ λ_2 ≥ …`). The Nyström eigenfunctions of the kernel are
 //! `ψ_j(x) = (√M/λ_j) Σ_m k(x, x_m) u_mj`, and the score estimate is
 //! `ĝ(x) = Σ_{j≤J} β_j ψ_j(x)` with `β_j = −(1/M) Σ_m ∇ψ_j(x_m)`.
@@ -22,16 +22,12 @@
 //!
 //! `vᵀ(∇ĝ)v` is analytic: `−Σ_m k(x, x_m) (vᵀW_m) (vᵀ(x − x_m)) / σ²`.
 
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, Precision};
 use crate::error::{require_at_least, ConfigError};
-use crate::kernels::{self, Bandwidth, PointScore};
+use crate::kernels::{self, Bandwidth, PointScore, RbfFit};
 use crate::linalg::SymEigen;
 use crate::model::{FitError, FitsFromSamples, Unfitted};
-use crate::nn::Param;
-use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_ratio() -> f64 {
     0.99
@@ -60,7 +56,7 @@ pub struct SpectralConfig {
     #[serde(default)]
     pub bandwidth: Bandwidth,
     /// Number of training rows the estimator is fitted to in a standalone
-    /// run ([`SampleEstimator::samples_wanted`]; default 100, at least 2).
+    /// run ([`crate::model::SampleEstimator::samples_wanted`]; default 100, at least 2).
     #[serde(default = "default_samples")]
     pub samples: usize,
 }
@@ -83,58 +79,22 @@ impl SpectralConfig {
 
 /// The spectral Stein gradient estimator (see the module documentation).
 pub struct Spectral {
-    cfg: SpectralConfig,
-    dim: usize,
-    context: usize,
-    /// Number of fitted samples; 0 when not fitted.
-    n: usize,
-    /// Eigenpairs kept at the last fit.
+    /// Samples, bandwidth, `K`, `R` and the estimates `K W` at the samples.
+    fit: RbfFit,
+    /// Eigenpairs kept at the fit.
     j: usize,
-    sigma: f64,
-    /// Fitted samples, `n × dim`.
-    x: Vec<f64>,
-    /// Gram matrix `K`, `n × n`.
-    k: Vec<f64>,
     eig: SymEigen,
-    /// `R`, then reused.
-    r: Vec<f64>,
     /// `U_Jᵀ R Λ_J⁻²`, `J × dim`.
     c: Vec<f64>,
     /// Expansion weights `W`, `n × dim`.
     w: Vec<f64>,
-    /// Estimates at the samples `K W`, `n × dim`.
-    g: Vec<f64>,
-    scratch: Vec<f64>,
-    /// The fitted samples as a buffer (`n × dim`, `f64`), so a checkpoint
-    /// of the fitted model refits it exactly.
-    fitted: Param,
 }
 
-crate::module!(Spectral { fitted as "samples" });
-const _: () = assert!(matches!(
-    crate::model::FITTED_SAMPLES.as_bytes(),
-    b"samples"
-));
+impl FitsFromSamples for Spectral {
+    type Config = SpectralConfig;
 
-impl Spectral {
-    fn new(dim: usize, context: usize, cfg: &SpectralConfig) -> Self {
-        Self {
-            cfg: cfg.clone(),
-            dim,
-            context,
-            n: 0,
-            j: 0,
-            sigma: 0.0,
-            x: Vec::new(),
-            k: Vec::new(),
-            eig: SymEigen::default(),
-            r: Vec::new(),
-            c: Vec::new(),
-            w: Vec::new(),
-            g: Vec::new(),
-            scratch: Vec::new(),
-            fitted: Param::buffer(Device::cpu(Precision::F64).zeros(0, dim)),
-        }
+    fn samples_wanted(cfg: &SpectralConfig) -> usize {
+        cfg.samples
     }
 
     /// The estimator of scores in `ℝ^dim` fitted to samples (row-major
@@ -145,29 +105,27 @@ impl Spectral {
     /// # Errors
     /// Too few samples (< 2), a non-finite sample, all samples identical
     /// (median bandwidth 0), or a failed eigendecomposition.
-    pub fn fit(
-        dim: usize,
-        context: usize,
-        cfg: &SpectralConfig,
-        x: &[f64],
-    ) -> Result<Self, FitError> {
-        let mut s = Self::new(dim, context, cfg);
-        s.fit_inner(x)?;
-        let n = x.len() / dim;
-        s.fitted = Param::buffer(Device::cpu(Precision::F64).mat(x, n, dim));
+    fn fit(dim: usize, context: usize, cfg: &SpectralConfig, x: &[f64]) -> Result<Self, FitError> {
+        let mut s = Self {
+            fit: RbfFit::new(dim, context),
+            j: 0,
+            eig: SymEigen::default(),
+            c: Vec::new(),
+            w: Vec::new(),
+        };
+        s.fit.fit(x, cfg.bandwidth)?;
+        s.solve(cfg)?;
         Ok(s)
     }
+}
 
-    fn fit_inner(&mut self, x: &[f64]) -> Result<(), FitError> {
-        let d = self.dim;
-        let n = kernels::check_samples(x, d)?;
-        self.x.clear();
-        self.x.extend_from_slice(x);
-        kernels::pairwise_sq_dists_into(x, n, d, &mut self.k);
-        let sigma = kernels::choose_bandwidth(self.cfg.bandwidth, &self.k, n, &mut self.scratch)?;
-        kernels::rbf_from_sq_in_place(&mut self.k, sigma);
-        kernels::stein_rhs_into(x, &self.k, n, d, sigma, &mut self.r);
-        self.eig.compute(&self.k, n)?;
+impl Spectral {
+    /// The weights `W` and the estimates at the samples from the fitted `K`
+    /// and `R`, keeping `J` eigenpairs as `cfg` says.
+    fn solve(&mut self, cfg: &SpectralConfig) -> Result<(), FitError> {
+        let f = &mut self.fit;
+        let (n, d) = (f.n, f.dim);
+        self.eig.compute(&f.k, n)?;
         let vals = &self.eig.values;
         let top = vals[0];
         if top.is_nan() || top <= 0.0 {
@@ -179,11 +137,11 @@ impl Spectral {
             .iter()
             .take_while(|&&l| l > MIN_EIGEN_FRACTION * top)
             .count();
-        let j = match self.cfg.num_eigen {
+        let j = match cfg.num_eigen {
             Some(j) => j.min(usable),
             None => {
                 let total: f64 = vals.iter().filter(|&&l| l > 0.0).sum();
-                let target = self.cfg.eigen_ratio * total;
+                let target = cfg.eigen_ratio * total;
                 let mut acc = 0.0;
                 let mut j = 0;
                 for &l in &vals[..usable] {
@@ -203,7 +161,7 @@ impl Spectral {
             let u = self.eig.vector(jj);
             let cj = &mut self.c[jj * d..(jj + 1) * d];
             for (m, &um) in u.iter().enumerate() {
-                for (ca, ra) in cj.iter_mut().zip(&self.r[m * d..(m + 1) * d]) {
+                for (ca, ra) in cj.iter_mut().zip(&f.r[m * d..(m + 1) * d]) {
                     *ca += um * ra;
                 }
             }
@@ -225,32 +183,24 @@ impl Spectral {
             }
         }
         // G = K W.
-        self.g.clear();
-        self.g.resize(n * d, 0.0);
+        f.g.clear();
+        f.g.resize(n * d, 0.0);
         for i in 0..n {
-            let gi = &mut self.g[i * d..(i + 1) * d];
-            for (m, &kim) in self.k[i * n..(i + 1) * n].iter().enumerate() {
+            let gi = &mut f.g[i * d..(i + 1) * d];
+            for (m, &kim) in f.k[i * n..(i + 1) * n].iter().enumerate() {
                 for (ga, wa) in gi.iter_mut().zip(&self.w[m * d..(m + 1) * d]) {
                     *ga += kim * wa;
                 }
             }
         }
-        if let Some(p) = self.g.iter().position(|v| !v.is_finite()) {
+        if let Some(p) = f.first_non_finite() {
             return Err(FitError::Other(format!(
-                "the spectral estimate at sample {} is not finite ({j} eigenpairs, smallest kept eigenvalue {:e})",
-                p / d,
+                "the spectral estimate at sample {p} is not finite ({j} eigenpairs, smallest kept eigenvalue {:e})",
                 vals[j - 1]
             )));
         }
-        self.sigma = sigma;
         self.j = j;
-        self.n = n;
         Ok(())
-    }
-
-    /// The bandwidth `σ` of the fit.
-    pub fn bandwidth(&self) -> f64 {
-        self.sigma
     }
 
     /// Number of eigenpairs `J` kept.
@@ -258,50 +208,30 @@ impl Spectral {
         self.j
     }
 
-    /// The fitted samples (`n × dim`).
-    pub fn samples(&self) -> &[f64] {
-        &self.x[..self.n * self.dim]
-    }
-
     /// The expansion weights `W` (`n × dim`): `ĝ(x) = Σ_m k(x, x_m) W_m`.
     pub fn weights(&self) -> &[f64] {
-        &self.w[..self.n * self.dim]
-    }
-
-    /// The estimates at the fitted samples (`n × dim`).
-    pub fn fitted_scores(&self) -> &[f64] {
-        &self.g[..self.n * self.dim]
-    }
-
-    /// Scores at rows of width `dim + context` (row-major), on the host.
-    ///
-    /// # Panics
-    /// When the rows have the wrong width.
-    pub fn scores(&self, x: &[f64]) -> Vec<f64> {
-        kernels::host_scores(self, x)
+        &self.w[..self.fit.n * self.fit.dim]
     }
 
     /// Kernel values `k(q, x_m)`, `m = 1..n`, into `work`.
     fn kernels_at(&self, q: &[f64], work: &mut Vec<f64>) {
-        let d = self.dim;
+        let f = &self.fit;
+        let d = f.dim;
         work.clear();
-        work.extend((0..self.n).map(|m| kernels::rbf(q, &self.x[m * d..(m + 1) * d], self.sigma)));
+        work.extend((0..f.n).map(|m| kernels::rbf(q, &f.x[m * d..(m + 1) * d], f.sigma)));
     }
 }
 
 impl PointScore for Spectral {
-    fn score_dim(&self) -> usize {
-        self.dim
-    }
-    fn context_cols(&self) -> usize {
-        self.context
+    fn fitted(&self) -> &RbfFit {
+        &self.fit
     }
     fn scores_into(&self, q: &[f64], out: &mut [f64]) {
-        let d = self.dim;
-        let mut work = Vec::with_capacity(self.n);
+        let d = self.fit.dim;
+        let mut work = Vec::with_capacity(self.fit.n);
         for (i, (qi, oi)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
-            if let Some(k) = kernels::find_sample(self.samples(), d, qi, i) {
-                oi.copy_from_slice(&self.g[k * d..(k + 1) * d]);
+            if let Some(g) = self.fit.fitted_row(qi, i) {
+                oi.copy_from_slice(g);
                 continue;
             }
             self.kernels_at(qi, &mut work);
@@ -314,7 +244,8 @@ impl PointScore for Spectral {
         }
     }
     fn vhv_into(&self, q: &[f64], v: &[f64], _s: &[f64], out: &mut [f64]) {
-        let (n, d) = (self.n, self.dim);
+        let f = &self.fit;
+        let (n, d) = (f.n, f.dim);
         let mut work = Vec::with_capacity(n);
         for (i, ((qi, vi), o)) in q
             .chunks_exact(d)
@@ -322,8 +253,8 @@ impl PointScore for Spectral {
             .zip(out.iter_mut())
             .enumerate()
         {
-            let kq: &[f64] = match kernels::find_sample(self.samples(), d, qi, i) {
-                Some(k) => &self.k[k * n..(k + 1) * n],
+            let kq: &[f64] = match kernels::find_sample(f.samples(), d, qi, i) {
+                Some(k) => &f.k[k * n..(k + 1) * n],
                 None => {
                     self.kernels_at(qi, &mut work);
                     &work
@@ -331,7 +262,7 @@ impl PointScore for Spectral {
             };
             let mut acc = 0.0;
             for (m, &km) in kq.iter().enumerate() {
-                let xm = &self.x[m * d..(m + 1) * d];
+                let xm = &f.x[m * d..(m + 1) * d];
                 let vw: f64 = vi
                     .iter()
                     .zip(&self.w[m * d..(m + 1) * d])
@@ -344,40 +275,17 @@ impl PointScore for Spectral {
                     .sum();
                 acc += km * vw * vdx;
             }
-            *o = -acc / (self.sigma * self.sigma);
+            *o = -acc / (f.sigma * f.sigma);
         }
     }
 }
 
-crate::point_score_model!(Spectral);
-
-impl FitsFromSamples for Spectral {
-    type Config = SpectralConfig;
-    fn samples_wanted(cfg: &SpectralConfig) -> usize {
-        cfg.samples
-    }
-    fn fit(dim: usize, context: usize, cfg: &SpectralConfig, x: &[f64]) -> Result<Self, FitError> {
-        Spectral::fit(dim, context, cfg, x)
-    }
-}
+crate::point_score_model!(Spectral, fit);
 
 /// The unfitted estimator: settings and dimensions, fitted on demand.
 pub type SpectralEstimator = Unfitted<Spectral>;
 
-impl ModelConfig for SpectralConfig {
-    fn build(
-        &self,
-        _dev: &Device,
-        dim: usize,
-        _rng: &mut ChaCha8Rng,
-    ) -> Result<BuiltModel, ConfigError> {
-        self.validate()?;
-        Ok(BuiltModel::Fitted(Box::new(SpectralEstimator {
-            cfg: self.clone(),
-            dim,
-        })))
-    }
-}
+crate::fitted_model_config!(SpectralConfig => Spectral);
 
 crate::register_plugin!(
     ModelConfig,

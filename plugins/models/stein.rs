@@ -1,10 +1,10 @@
 //! `stein`: the Stein gradient estimator of Li & Turner (2018), a score
 //! model fitted from samples with no training loop.
 //!
-//! Data flow: [`ScoreModel::fit_samples`] takes samples `x_1..x_n`, builds
-//! the RBF Gram matrix `K` and `R = ⟨∇, K⟩` (see [`crate::kernels`] for the
-//! kernel and bandwidth conventions), factors `K + ηI` by Cholesky and keeps
-//! the estimates at the samples,
+//! Data flow: [`FitsFromSamples::fit`] takes samples `x_1..x_n`, has
+//! [`RbfFit::fit`] build the RBF Gram matrix `K` and `R = ⟨∇, K⟩` (see
+//! [`crate::kernels`] for the kernel and bandwidth conventions), factors
+//! `K + ηI` by Cholesky and keeps the estimates at the samples,
 //!
 //! `Ĝ = −(K + ηI)⁻¹ R`,   `R_i = Σ_j ∇_{x_j} k(x_i, x_j)`.
 //!
@@ -28,15 +28,11 @@
 //! `vᵀ(∇s)v` is a central finite difference of the extension along `v`,
 //! step `h = 10⁻⁴ σ / ‖v‖` (a displacement of `10⁻⁴` bandwidths).
 
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::device::{Device, Precision};
 use crate::error::{require_at_least, ConfigError};
-use crate::kernels::{self, Bandwidth, PointScore};
+use crate::kernels::{self, Bandwidth, PointScore, RbfFit};
 use crate::model::{FitError, FitsFromSamples, Unfitted};
-use crate::nn::Param;
-use crate::registry::{BuiltModel, ModelConfig};
 
 fn default_eta() -> f64 {
     1e-3
@@ -63,7 +59,7 @@ pub struct SteinConfig {
     #[serde(default)]
     pub bandwidth: Bandwidth,
     /// Number of training rows the estimator is fitted to in a standalone
-    /// run ([`SampleEstimator::samples_wanted`]; default 100, at least 2).
+    /// run ([`crate::model::SampleEstimator::samples_wanted`]; default 100, at least 2).
     #[serde(default = "default_samples")]
     pub samples: usize,
 }
@@ -83,47 +79,18 @@ impl SteinConfig {
 
 /// The Stein gradient estimator (see the module documentation).
 pub struct Stein {
-    cfg: SteinConfig,
-    dim: usize,
-    context: usize,
-    /// Number of fitted samples; 0 when not fitted.
-    n: usize,
-    sigma: f64,
-    /// Fitted samples, `n × dim`.
-    x: Vec<f64>,
-    /// Cholesky factor of `K + ηI` (`n × n`, lower).
-    chol: Vec<f64>,
-    /// `R = ⟨∇, K⟩`, `n × dim`.
-    r: Vec<f64>,
-    /// Estimates at the samples, `n × dim`.
-    g: Vec<f64>,
-    scratch: Vec<f64>,
-    /// The fitted samples as a buffer (`n × dim`, `f64`), so a checkpoint
-    /// of the fitted model refits it exactly.
-    fitted: Param,
+    /// Ridge `η` of the fit.
+    eta: f64,
+    /// Samples, bandwidth, `R` and the estimates `Ĝ`; its Gram matrix is
+    /// overwritten by the Cholesky factor of `K + ηI` (lower).
+    fit: RbfFit,
 }
 
-crate::module!(Stein { fitted as "samples" });
-const _: () = assert!(matches!(
-    crate::model::FITTED_SAMPLES.as_bytes(),
-    b"samples"
-));
+impl FitsFromSamples for Stein {
+    type Config = SteinConfig;
 
-impl Stein {
-    fn new(dim: usize, context: usize, cfg: &SteinConfig) -> Self {
-        Self {
-            cfg: cfg.clone(),
-            dim,
-            context,
-            n: 0,
-            sigma: 0.0,
-            x: Vec::new(),
-            chol: Vec::new(),
-            r: Vec::new(),
-            g: Vec::new(),
-            scratch: Vec::new(),
-            fitted: Param::buffer(Device::cpu(Precision::F64).zeros(0, dim)),
-        }
+    fn samples_wanted(cfg: &SteinConfig) -> usize {
+        cfg.samples
     }
 
     /// The estimator of scores in `ℝ^dim` fitted to samples (row-major
@@ -135,81 +102,44 @@ impl Stein {
     /// Too few samples (< 2), a non-finite sample, all samples identical
     /// (median bandwidth 0), or `K + ηI` not numerically positive definite
     /// (possible only with `η = 0` and repeated samples).
-    pub fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, FitError> {
-        let mut s = Self::new(dim, context, cfg);
-        s.fit_inner(x)?;
-        let n = x.len() / dim;
-        s.fitted = Param::buffer(Device::cpu(Precision::F64).mat(x, n, dim));
-        Ok(s)
-    }
-
-    fn fit_inner(&mut self, x: &[f64]) -> Result<(), FitError> {
-        let d = self.dim;
-        let n = kernels::check_samples(x, d)?;
-        self.x.clear();
-        self.x.extend_from_slice(x);
-        kernels::pairwise_sq_dists_into(x, n, d, &mut self.chol);
-        let sigma =
-            kernels::choose_bandwidth(self.cfg.bandwidth, &self.chol, n, &mut self.scratch)?;
-        kernels::rbf_from_sq_in_place(&mut self.chol, sigma);
-        kernels::stein_rhs_into(x, &self.chol, n, d, sigma, &mut self.r);
+    fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, FitError> {
+        let mut fit = RbfFit::new(dim, context);
+        fit.fit(x, cfg.bandwidth)?;
+        let n = fit.n;
         for i in 0..n {
-            self.chol[i * n + i] += self.cfg.eta;
+            fit.k[i * n + i] += cfg.eta;
         }
-        crate::linalg::cholesky_in_place(&mut self.chol, n).map_err(|e| {
+        crate::linalg::cholesky_in_place(&mut fit.k, n).map_err(|e| {
             FitError::Other(format!(
                 "K + ηI (η = {}) cannot be factored: {e}; the samples repeat or nearly so — use η > 0",
-                self.cfg.eta
+                cfg.eta
             ))
         })?;
-        self.g.clear();
-        self.g.extend(self.r.iter().map(|v| -v));
-        crate::linalg::cholesky_solve_rows(&self.chol, n, &mut self.g, d);
-        if let Some(p) = self.g.iter().position(|v| !v.is_finite()) {
+        fit.g.clear();
+        fit.g.extend(fit.r.iter().map(|v| -v));
+        crate::linalg::cholesky_solve_rows(&fit.k, n, &mut fit.g, dim);
+        if let Some(p) = fit.first_non_finite() {
             return Err(FitError::Other(format!(
-                "the Stein estimate at sample {} is not finite (ill-conditioned K + ηI, η = {})",
-                p / d,
-                self.cfg.eta
+                "the Stein estimate at sample {p} is not finite (ill-conditioned K + ηI, η = {})",
+                cfg.eta
             )));
         }
-        self.sigma = sigma;
-        self.n = n;
-        Ok(())
+        Ok(Self { eta: cfg.eta, fit })
     }
+}
 
-    /// The bandwidth `σ` of the fit.
-    pub fn bandwidth(&self) -> f64 {
-        self.sigma
-    }
-
-    /// The fitted samples (`n × dim`).
-    pub fn samples(&self) -> &[f64] {
-        &self.x[..self.n * self.dim]
-    }
-
-    /// The estimates `Ĝ` at the fitted samples (`n × dim`).
-    pub fn fitted_scores(&self) -> &[f64] {
-        &self.g[..self.n * self.dim]
-    }
-
-    /// Scores at rows of width `dim + context` (row-major), on the host.
-    ///
-    /// # Panics
-    /// When the rows have the wrong width.
-    pub fn scores(&self, x: &[f64]) -> Vec<f64> {
-        kernels::host_scores(self, x)
-    }
-
+impl Stein {
     /// The out-of-sample extension (see the module documentation) at the
     /// rows `idx` of `q` (`· × dim`), written to the same rows of `out`.
     /// Queries go through the Cholesky solve in blocks, as columns of one
     /// right-hand side.
     fn extend_rows(&self, q: &[f64], idx: &[usize], out: &mut [f64]) {
-        let (n, d) = (self.n, self.dim);
+        let f = &self.fit;
+        let (n, d, sigma) = (f.n, f.dim, f.sigma);
         if idx.is_empty() {
             return;
         }
-        let inv_s2 = 1.0 / (self.sigma * self.sigma);
+        let inv_s2 = 1.0 / (sigma * sigma);
         let block_len = (EXTEND_BLOCK / n).clamp(1, 256).min(idx.len());
         let mut b = Vec::with_capacity(n * block_len);
         let mut w = Vec::with_capacity(n * block_len);
@@ -221,24 +151,24 @@ impl Stein {
             // b_ic = k(x_i, q_c); w = (K + ηI)⁻¹ b.
             b.clear();
             for i in 0..n {
-                let xi = &self.x[i * d..(i + 1) * d];
+                let xi = &f.x[i * d..(i + 1) * d];
                 b.extend(
                     block
                         .iter()
-                        .map(|&r| kernels::rbf(xi, &q[r * d..(r + 1) * d], self.sigma)),
+                        .map(|&r| kernels::rbf(xi, &q[r * d..(r + 1) * d], sigma)),
                 );
             }
             w.clear();
             w.extend_from_slice(&b);
-            crate::linalg::cholesky_solve_rows(&self.chol, n, &mut w, p);
+            crate::linalg::cholesky_solve_rows(&f.k, n, &mut w, p);
             // r* − Σ_i w_i R̃_i = Σ_i α_i (q − x_i) − Σ_i w_i R_i with
             // α_i = b_i (1 + w_i) / σ².
             acc[..p * d].fill(0.0);
             bw[..p].fill(0.0);
             alpha_sum[..p].fill(0.0);
             for i in 0..n {
-                let xi = &self.x[i * d..(i + 1) * d];
-                let ri = &self.r[i * d..(i + 1) * d];
+                let xi = &f.x[i * d..(i + 1) * d];
+                let ri = &f.r[i * d..(i + 1) * d];
                 for c in 0..p {
                     let (bi, wi) = (b[i * p + c], w[i * p + c]);
                     bw[c] += bi * wi;
@@ -251,7 +181,7 @@ impl Stein {
             }
             for (c, &r) in block.iter().enumerate() {
                 // The Schur complement is ≥ η in exact arithmetic; keep it positive.
-                let s = (1.0 + self.cfg.eta - bw[c]).max(f64::EPSILON * (1.0 + self.cfg.eta));
+                let s = (1.0 + self.eta - bw[c]).max(f64::EPSILON * (1.0 + self.eta));
                 let qr = &q[r * d..(r + 1) * d];
                 for ((o, ac), qa) in out[r * d..(r + 1) * d]
                     .iter_mut()
@@ -266,25 +196,22 @@ impl Stein {
 }
 
 impl PointScore for Stein {
-    fn score_dim(&self) -> usize {
-        self.dim
-    }
-    fn context_cols(&self) -> usize {
-        self.context
+    fn fitted(&self) -> &RbfFit {
+        &self.fit
     }
     fn scores_into(&self, q: &[f64], out: &mut [f64]) {
-        let d = self.dim;
+        let d = self.fit.dim;
         let mut off = Vec::new();
         for (i, (qi, oi)) in q.chunks_exact(d).zip(out.chunks_exact_mut(d)).enumerate() {
-            match kernels::find_sample(self.samples(), d, qi, i) {
-                Some(k) => oi.copy_from_slice(&self.g[k * d..(k + 1) * d]),
+            match self.fit.fitted_row(qi, i) {
+                Some(g) => oi.copy_from_slice(g),
                 None => off.push(i),
             }
         }
         self.extend_rows(q, &off, out);
     }
     fn vhv_into(&self, q: &[f64], v: &[f64], _s: &[f64], out: &mut [f64]) {
-        let d = self.dim;
+        let d = self.fit.dim;
         let n = q.len() / d;
         // Rows 2i and 2i + 1 of `p`: q_i ± h_i v_i.
         let mut p = Vec::with_capacity(2 * n * d);
@@ -292,7 +219,7 @@ impl PointScore for Stein {
         for (qi, vi) in q.chunks_exact(d).zip(v.chunks_exact(d)) {
             let norm = vi.iter().map(|a| a * a).sum::<f64>().sqrt();
             let h = if norm > 0.0 {
-                FD_STEP * self.sigma / norm
+                FD_STEP * self.fit.sigma / norm
             } else {
                 0.0
             };
@@ -321,35 +248,12 @@ impl PointScore for Stein {
     }
 }
 
-crate::point_score_model!(Stein);
-
-impl FitsFromSamples for Stein {
-    type Config = SteinConfig;
-    fn samples_wanted(cfg: &SteinConfig) -> usize {
-        cfg.samples
-    }
-    fn fit(dim: usize, context: usize, cfg: &SteinConfig, x: &[f64]) -> Result<Self, FitError> {
-        Stein::fit(dim, context, cfg, x)
-    }
-}
+crate::point_score_model!(Stein, fit);
 
 /// The unfitted estimator: settings and dimensions, fitted on demand.
 pub type SteinEstimator = Unfitted<Stein>;
 
-impl ModelConfig for SteinConfig {
-    fn build(
-        &self,
-        _dev: &Device,
-        dim: usize,
-        _rng: &mut ChaCha8Rng,
-    ) -> Result<BuiltModel, ConfigError> {
-        self.validate()?;
-        Ok(BuiltModel::Fitted(Box::new(SteinEstimator {
-            cfg: self.clone(),
-            dim,
-        })))
-    }
-}
+crate::fitted_model_config!(SteinConfig => Stein);
 
 crate::register_plugin!(
     ModelConfig,

@@ -2,5 +2,6 @@
 
 pub mod images;
 pub mod latent;
+pub mod shared;
 pub mod synthetic;
 pub mod tabular;

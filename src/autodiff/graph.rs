@@ -4,7 +4,7 @@
 //! the op's value with the untracked kernels of [`crate::compute`] and, in a
 //! tracking graph, records the op, its inputs and its outputs on the tape
 //! when one of the inputs depends on a tracked leaf (a parameter). A
-//! backward pass walks the tape in reverse, asks each op ([`Op::backward`])
+//! backward pass walks the tape in reverse, asks each op (`Op::backward`)
 //! for the gradients of its inputs from those of its outputs, and returns
 //! the gradient of every leaf.
 //!

@@ -239,6 +239,17 @@ impl Jet {
         }
     }
 
+    /// A jet of the same kind and directions with the given parts.
+    fn with_parts(&self, value: Mat, tangent: Option<Tangent>, second: Option<Mat>) -> Self {
+        Self {
+            kind: self.kind,
+            directions: self.directions,
+            value,
+            tangent,
+            second,
+        }
+    }
+
     fn map_parts(
         &self,
         g: &mut Graph,
@@ -247,13 +258,7 @@ impl Jet {
     ) -> Self {
         let tangent = self.tangent_mat(g).map(|t| Tangent::Mat(f(g, &t)));
         let second = self.second.as_ref().map(|s| f(g, s));
-        Self {
-            kind: self.kind,
-            directions: self.directions,
-            value,
-            tangent,
-            second,
-        }
+        self.with_parts(value, tangent, second)
     }
 
     /// `y = a·W` (a linear map acting on rows; `w` is `in × out`).
@@ -267,12 +272,7 @@ impl Jet {
         let value = g.matmul_t(&self.value, w);
         let tangent = self.tangent_mat(g).map(|t| Tangent::Mat(g.matmul_t(&t, w)));
         let second = self.second.as_ref().map(|s| g.matmul_t(s, w));
-        Self {
-            value,
-            tangent,
-            second,
-            ..self.clone()
-        }
+        self.with_parts(value, tangent, second)
     }
 
     /// Repeats the `n × 1` column of every component into `k` columns.
@@ -297,13 +297,7 @@ impl Jet {
             }
         };
         let second = self.second.as_ref().map(|s| g.matmul(s, w));
-        Self {
-            kind: self.kind,
-            directions: self.directions,
-            value,
-            tangent,
-            second,
-        }
+        self.with_parts(value, tangent, second)
     }
 
     /// `y = f(a)` for an activation; also returns `f'(a)` and (for second
@@ -386,21 +380,16 @@ impl Jet {
             kind => {
                 let per_dir = kind == JetKind::Second;
                 let mut s = None;
-                if let Some(sa) = &self.second {
-                    let t = if per_dir {
-                        g.mul_blocks(sa, b)
-                    } else {
-                        g.mul(sa, b)
-                    };
-                    s = add_opt(g, s, Some(t));
-                }
-                if let Some(sb) = &other.second {
-                    let t = if per_dir {
-                        g.mul_blocks(sb, a)
-                    } else {
-                        g.mul(sb, a)
-                    };
-                    s = add_opt(g, s, Some(t));
+                // a''·b + b''·a: per direction, or summed over them for a trace.
+                for (part, by) in [(&self.second, b), (&other.second, a)] {
+                    if let Some(p) = part {
+                        let t = if per_dir {
+                            g.mul_blocks(p, by)
+                        } else {
+                            g.mul(p, by)
+                        };
+                        s = add_opt(g, s, Some(t));
+                    }
                 }
                 if let (Some(ta), Some(tb)) = (&ta, &tb) {
                     let c = g.mul(ta, tb);
@@ -415,13 +404,7 @@ impl Jet {
                 s
             }
         };
-        Self {
-            kind: self.kind,
-            directions: self.directions,
-            value,
-            tangent,
-            second,
-        }
+        self.with_parts(value, tangent, second)
     }
 
     /// Multiplies by a matrix `c` (`n × k`) that does not depend on the input.
@@ -438,12 +421,7 @@ impl Jet {
                 g.mul_blocks(s, c)
             }
         });
-        Self {
-            value,
-            tangent,
-            second,
-            ..self.clone()
-        }
+        self.with_parts(value, tangent, second)
     }
 
     /// Multiplies every row by the `1 × k` row `r` (input-independent).

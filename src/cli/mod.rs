@@ -39,7 +39,7 @@ pub struct Cli {
 /// One command.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Train the experiment in FILE; writes logs/<name>/<timestamp>/.
+    /// Train the experiment in FILE; writes `logs/<name>/<timestamp>/`.
     Run(run::RunArgs),
     /// Continue a run from its last checkpoint (after SIGINT/SIGTERM, a kill
     /// or a crash); it ends as the uninterrupted run would have.
@@ -55,11 +55,11 @@ pub enum Command {
     /// (MALA for energy models), as CSV in the data's own units.
     Sample(sample::SampleArgs),
     /// Run every experiment file once per seed and print mean ± standard error
-    /// of the test metrics; writes logs/sweeps/<timestamp>/summary.{csv,json}.
+    /// of the test metrics; writes `logs/sweeps/<timestamp>/summary.{csv,json}`.
     Sweep(sweep::SweepArgs),
     /// Print the sweep table (mean ± standard error) from runs that already
     /// finished: each DIR is a run folder or an experiment's folder of runs
-    /// (logs/<name>/), one table row each. Trains nothing.
+    /// (`logs/<name>/`), one table row each. Trains nothing.
     Report(sweep::ReportArgs),
     /// Benchmarks.
     Bench {

@@ -59,30 +59,26 @@ pub trait ActFn {
     fn derivs<T: Float>(a: T) -> [T; 4];
 }
 
-/// Runs `$body` with `$A` bound to the [`ActFn`] type of the activation.
+/// Runs `$body` with `$A` bound to the [`ActFn`] type of the activation:
+/// one `match` arm per variant, each compiling `$body` for that type.
 macro_rules! with_act {
     ($act:expr, $A:ident => $body:expr) => {
+        $crate::compute::activation::with_act!(@arms $act, $A, $body;
+            Softplus => SoftplusFn,
+            Tanh => TanhFn,
+            Elu => EluFn,
+            Swish => SwishFn,
+            Sigmoid => SigmoidFn
+        )
+    };
+    (@arms $act:expr, $A:ident, $body:expr; $($variant:ident => $ty:ident),*) => {
         match $act {
-            $crate::compute::activation::Activation::Softplus => {
-                type $A = $crate::compute::activation::SoftplusFn;
-                $body
-            }
-            $crate::compute::activation::Activation::Tanh => {
-                type $A = $crate::compute::activation::TanhFn;
-                $body
-            }
-            $crate::compute::activation::Activation::Elu => {
-                type $A = $crate::compute::activation::EluFn;
-                $body
-            }
-            $crate::compute::activation::Activation::Swish => {
-                type $A = $crate::compute::activation::SwishFn;
-                $body
-            }
-            $crate::compute::activation::Activation::Sigmoid => {
-                type $A = $crate::compute::activation::SigmoidFn;
-                $body
-            }
+            $(
+                $crate::compute::activation::Activation::$variant => {
+                    type $A = $crate::compute::activation::$ty;
+                    $body
+                }
+            )*
         }
     };
 }
@@ -114,6 +110,25 @@ act_fns!(
     SigmoidFn => Sigmoid
 );
 
+/// The logistic function's pieces at `a`, `(e, s, q, u)`: `e = e^{−|a|}`
+/// in `(0, 1]`, `s = σ(a)`, `q = s(1 − s)`, `u = 1 − 2s`, each formed
+/// without cancellation for either sign of `a`.
+#[inline(always)]
+fn logistic<T: Float>(a: T) -> (T, T, T, T) {
+    let one = T::ONE;
+    let e = (-a.abs()).exp();
+    let inv = one / (one + e);
+    let pos = a >= T::ZERO;
+    let s = if pos { inv } else { e * inv };
+    let q = e * inv * inv;
+    let u = if pos {
+        (e - one) * inv
+    } else {
+        (one - e) * inv
+    };
+    (e, s, q, u)
+}
+
 /// The formulas, by activation (called with a constant `act`, so the
 /// `match` folds away).
 #[inline(always)]
@@ -123,20 +138,8 @@ fn derivs_of<T: Float>(act: Activation, a: T) -> [T; 4] {
     {
         match act {
             Activation::Softplus => {
-                // e = e^{−|a|} ∈ (0, 1]: every quantity below is formed
-                // without cancellation for either sign of a.
-                let e = (-a.abs()).exp();
-                let ope = one + e;
-                let inv = one / ope;
-                let pos = a >= T::ZERO;
-                let s = if pos { inv } else { e * inv };
-                let relu = if pos { a } else { T::ZERO };
-                let q = e * inv * inv; // s(1 − s)
-                let u = if pos {
-                    (e - one) * inv
-                } else {
-                    (one - e) * inv
-                }; // 1 − 2s
+                let (e, s, q, u) = logistic(a);
+                let relu = if a >= T::ZERO { a } else { T::ZERO };
                 [relu + e.ln_1p(), s, q, q * u]
             }
             Activation::Tanh => {
@@ -147,29 +150,11 @@ fn derivs_of<T: Float>(act: Activation, a: T) -> [T; 4] {
                 [t, f1, f2, f3]
             }
             Activation::Sigmoid => {
-                let e = (-a.abs()).exp();
-                let inv = one / (one + e);
-                let pos = a >= T::ZERO;
-                let s = if pos { inv } else { e * inv };
-                let q = e * inv * inv;
-                let u = if pos {
-                    (e - one) * inv
-                } else {
-                    (one - e) * inv
-                };
+                let (_, s, q, u) = logistic(a);
                 [s, q, q * u, q * (one - T::from_f64(6.0) * q)]
             }
             Activation::Swish => {
-                let e = (-a.abs()).exp();
-                let inv = one / (one + e);
-                let pos = a >= T::ZERO;
-                let s = if pos { inv } else { e * inv };
-                let q = e * inv * inv;
-                let u = if pos {
-                    (e - one) * inv
-                } else {
-                    (one - e) * inv
-                };
+                let (_, s, q, u) = logistic(a);
                 let f1 = s + a * q;
                 let f2 = q * (two + a * u);
                 let f3 = q * (T::from_f64(3.0) * u + a * u * u - two * a * q);

@@ -48,16 +48,8 @@ pub fn matmul<T: Float>(
         "matmul: output has {} values, not {m}×{n}",
         out.len()
     );
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        if !accumulate {
-            out.fill(T::ZERO);
-        }
-        return;
-    }
-    // SAFETY: see `matmul_into`.
+    // SAFETY: the shapes are checked above, and `out` is a slice of its own
+    // (empty and zero-depth products are handled there).
     unsafe { matmul_into(m, k, n, a, ta, b, tb, out.as_mut_ptr(), accumulate) }
 }
 

@@ -6,7 +6,7 @@
 //! forward value of an op and again, in its backward pass, for the gradient
 //! of each input. A [`Buf`] is the storage of one matrix: a native `f32` or
 //! `f64` vector (kernels in [`cpu`], multiversioned loops and `gemm`) or a
-//! dfdx tensor (kernels in [`reference`], composed from dfdx's ops; on CUDA
+//! dfdx tensor (kernels in [`reference`](mod@reference), composed from dfdx's ops; on CUDA
 //! in a `cuda` build). Inputs of one kernel share a backend and precision;
 //! outputs are new matrices with fresh ids.
 

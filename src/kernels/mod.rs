@@ -1,19 +1,20 @@
 //! RBF kernels for the kernel score estimators (the Stein and spectral
 //! model plugins): distances, the bandwidth, the Gram matrix, the Stein
-//! right-hand side ([`rbf`]), and the adapter that turns an estimator
-//! evaluated on the host into a score model ([`point_score`]). Their linear
-//! algebra (Cholesky, eigenpairs) is in [`crate::linalg`].
+//! right-hand side ([`rbf`](mod@rbf)), the state a fit keeps ([`fitted`]), and the
+//! adapter that turns an estimator evaluated on the host into a score model
+//! ([`point_score`]). Their linear algebra (Cholesky, eigenpairs) is in
+//! [`crate::linalg`].
 //!
-//! Data flow: a plugin's `fit_samples` hands its samples (row-major `n × d`,
-//! checked by [`check_samples`]) to [`pairwise_sq_dists_into`], picks the
-//! bandwidth with [`choose_bandwidth`] (median heuristic or fixed), turns the
-//! squared distances into the Gram matrix with [`rbf_from_sq_in_place`], and
-//! builds the Stein right-hand side `R` with [`stein_rhs_into`]. From there
-//! the Stein estimator solves `(K + ηI) G = −R` with
-//! [`crate::linalg::cholesky_in_place`] / [`crate::linalg::cholesky_solve_rows`],
-//! and the spectral estimator eigendecomposes `K` with
-//! [`crate::linalg::SymEigen`]. Queries that repeat a fitted sample are found with
-//! [`find_sample`].
+//! Data flow: a plugin's fit hands its samples (row-major `n × d`) to
+//! [`RbfFit::fit`], which checks them with [`check_samples`], computes
+//! [`pairwise_sq_dists_into`], picks the bandwidth with [`choose_bandwidth`]
+//! (median heuristic or fixed), turns the squared distances into the Gram
+//! matrix with [`rbf_from_sq_in_place`], and builds the Stein right-hand
+//! side `R` with [`stein_rhs_into`]. From there the Stein estimator solves
+//! `(K + ηI) G = −R` with [`crate::linalg::cholesky_in_place`] /
+//! [`crate::linalg::cholesky_solve_rows`], and the spectral estimator
+//! eigendecomposes `K` with [`crate::linalg::SymEigen`]. Queries that repeat
+//! a fitted sample are found with [`find_sample`] ([`RbfFit::fitted_row`]).
 //!
 //! Conventions, shared by both estimators:
 //!
@@ -31,8 +32,10 @@
 //! `*_into` / `*_in_place` forms write into caller-owned buffers so that a
 //! model refitted on every training step reuses its allocations.
 
+pub mod fitted;
 pub mod point_score;
 pub mod rbf;
 
+pub use fitted::RbfFit;
 pub use point_score::{graph_score, graph_terms, host_scores, host_terms, PointScore};
 pub use rbf::*;

@@ -1,31 +1,72 @@
 //! A fitted kernel estimator as a score model: the estimator computes on
 //! the host ([`PointScore`]) and [`graph_score`] / [`graph_terms`] hand the
 //! results to a graph as constants (nothing to differentiate).
+//!
+//! Data flow: a query batch (`n × (D + context)`) is stripped of its context
+//! columns, scored by [`PointScore::scores_into`] (and, for terms, its
+//! directional curvature by [`PointScore::vhv_into`]) on the host, and the
+//! results come back to the graph as constants.
+
+use super::RbfFit;
 
 /// A fitted kernel score estimator evaluated on the host, a batch of query
 /// points at a time; [`graph_score`] and [`graph_terms`] turn it into the
 /// [`ScoreModel`](crate::model::ScoreModel) methods.
 pub trait PointScore {
+    /// The state of the fit: samples, dimensions, bandwidth, estimates at
+    /// the samples.
+    fn fitted(&self) -> &RbfFit;
     /// Dimension `D` of the score.
-    fn score_dim(&self) -> usize;
+    fn score_dim(&self) -> usize {
+        self.fitted().dim
+    }
     /// Conditioning columns after the first `D` of every input row (ignored).
-    fn context_cols(&self) -> usize;
+    fn context_cols(&self) -> usize {
+        self.fitted().context
+    }
     /// Writes the scores at the rows of `q` (`n × D`) into `out` (`n × D`).
     /// Row `i` of `q` is looked up as fitted sample `i` first (see
-    /// [`find_sample`]), so scoring the fitted samples in order is cheap.
+    /// [`super::find_sample`]), so scoring the fitted samples in order is cheap.
     fn scores_into(&self, q: &[f64], out: &mut [f64]);
     /// Writes `vᵀ (∇s(q)) v` for each row of `q` and `v` (`n × D`) into `out`
     /// (length `n`), given `s`, the scores at `q` from
     /// [`PointScore::scores_into`].
     fn vhv_into(&self, q: &[f64], v: &[f64], s: &[f64], out: &mut [f64]);
+    /// Scores at rows of width `D + context` (row-major), on the host (see
+    /// [`host_scores`]).
+    ///
+    /// # Panics
+    /// When the rows have the wrong width.
+    fn scores(&self, x: &[f64]) -> Vec<f64> {
+        host_scores(self, x)
+    }
 }
 
 /// Implements [`ScoreModel`](crate::model::ScoreModel) for a fitted kernel
 /// estimator through its [`PointScore`]: scores and terms computed on the
-/// host and handed to the graph as constants.
+/// host and handed to the graph as constants. `point_score_model!(T, field)`
+/// also implements [`Module`](crate::nn::Module) for `T` as that of its
+/// [`RbfFit`] `field`, whose one buffer holds the fitted samples under
+/// [`FITTED_SAMPLES`](crate::model::FITTED_SAMPLES).
 #[macro_export]
 macro_rules! point_score_model {
-    ($t:ty) => {
+    ($t:ty, $fit:ident) => {
+        impl $crate::nn::Module for $t {
+            fn visit(
+                &self,
+                path: &mut $crate::nn::ParamPath,
+                f: &mut dyn FnMut(&str, &$crate::nn::Param),
+            ) {
+                $crate::nn::Module::visit(&self.$fit, path, f)
+            }
+            fn visit_mut(
+                &mut self,
+                path: &mut $crate::nn::ParamPath,
+                f: &mut dyn FnMut(&str, &mut $crate::nn::Param),
+            ) {
+                $crate::nn::Module::visit_mut(&mut self.$fit, path, f)
+            }
+        }
         impl $crate::model::ScoreModel for $t {
             fn dim(&self) -> usize {
                 $crate::kernels::PointScore::score_dim(self)

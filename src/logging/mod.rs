@@ -54,55 +54,37 @@ pub trait Logger {
     }
 }
 
-impl<L: Logger + ?Sized> Logger for &mut L {
-    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<(), LogError> {
-        (**self).scalar(tag, step, value)
-    }
-    fn image(
-        &mut self,
-        tag: &str,
-        step: u64,
-        rgb: &[u8],
-        width: usize,
-        height: usize,
-    ) -> Result<(), LogError> {
-        (**self).image(tag, step, rgb, width, height)
-    }
-    fn flush(&mut self) -> Result<(), LogError> {
-        (**self).flush()
-    }
-    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
-        (**self).text(tag, step, markdown)
-    }
-    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
-        (**self).hparams(record)
-    }
+/// Implements [`Logger`] for a pointer type to a logger (`&mut L`,
+/// `Box<L>`) by forwarding every method to the logger pointed to.
+macro_rules! forward_logger {
+    ($($ptr:ty),*) => {$(
+        impl<L: Logger + ?Sized> Logger for $ptr {
+            fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<(), LogError> {
+                (**self).scalar(tag, step, value)
+            }
+            fn image(
+                &mut self,
+                tag: &str,
+                step: u64,
+                rgb: &[u8],
+                width: usize,
+                height: usize,
+            ) -> Result<(), LogError> {
+                (**self).image(tag, step, rgb, width, height)
+            }
+            fn flush(&mut self) -> Result<(), LogError> {
+                (**self).flush()
+            }
+            fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
+                (**self).text(tag, step, markdown)
+            }
+            fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
+                (**self).hparams(record)
+            }
+        }
+    )*};
 }
-
-impl<L: Logger + ?Sized> Logger for Box<L> {
-    fn scalar(&mut self, tag: &str, step: u64, value: f64) -> Result<(), LogError> {
-        (**self).scalar(tag, step, value)
-    }
-    fn image(
-        &mut self,
-        tag: &str,
-        step: u64,
-        rgb: &[u8],
-        width: usize,
-        height: usize,
-    ) -> Result<(), LogError> {
-        (**self).image(tag, step, rgb, width, height)
-    }
-    fn flush(&mut self) -> Result<(), LogError> {
-        (**self).flush()
-    }
-    fn text(&mut self, tag: &str, step: u64, markdown: &str) -> Result<(), LogError> {
-        (**self).text(tag, step, markdown)
-    }
-    fn hparams(&mut self, record: &HParamsRecord) -> Result<(), LogError> {
-        (**self).hparams(record)
-    }
-}
+forward_logger!(&mut L, Box<L>);
 
 /// Why a record could not be logged.
 #[derive(Debug, thiserror::Error)]

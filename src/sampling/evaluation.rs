@@ -55,12 +55,6 @@ pub const MAX_CHAINS: usize = 100_000;
 fn default_chains() -> usize {
     128
 }
-fn default_steps() -> usize {
-    100
-}
-fn default_step_size() -> f64 {
-    0.01
-}
 fn default_init() -> Init {
     Init::Gaussian
 }
@@ -75,10 +69,10 @@ pub struct SamplingEval {
     #[serde(default = "default_chains")]
     pub chains: usize,
     /// Langevin steps (per annealing level; default 100).
-    #[serde(default = "default_steps")]
+    #[serde(default = "langevin::default_steps")]
     pub steps: usize,
     /// Step size `ε` in the model's coordinates (default 0.01).
-    #[serde(default = "default_step_size")]
+    #[serde(default = "langevin::default_step_size")]
     pub step_size: f64,
     /// Annealing levels (default none).
     #[serde(default)]
@@ -97,8 +91,8 @@ impl Default for SamplingEval {
     fn default() -> Self {
         Self {
             chains: default_chains(),
-            steps: default_steps(),
-            step_size: default_step_size(),
+            steps: langevin::default_steps(),
+            step_size: langevin::default_step_size(),
             annealed: None,
             mala: false,
             init: default_init(),

@@ -39,10 +39,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Density, SampleError};
 
-fn default_steps() -> usize {
+/// Default steps per level (also of the evaluation-time sampler).
+pub(super) fn default_steps() -> usize {
     100
 }
-fn default_step_size() -> f64 {
+/// Default step size `ε` (also of the evaluation-time sampler).
+pub(super) fn default_step_size() -> f64 {
     0.01
 }
 

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: building plugins by name through
-//! the registry, finite differences and tolerances.
+//! the registry, finite differences and tolerances, exact curvature, small
+//! experiments ([`ExpSpec`]) trained in-process ([`train_file`]) or by the
+//! binary ([`run_binary`], [`binary_with_timeout`]).
 #![allow(dead_code)]
 
 use rand::{Rng, SeedableRng};
@@ -226,6 +228,17 @@ Experiment(
         )
     }
 
+    /// The default experiment with a learning rate (`Sgd`, `1e12`) that
+    /// makes it diverge within its 100 steps, evaluated every `eval_every`.
+    pub fn diverging(eval_every: usize) -> Self {
+        Self {
+            optimizer: "Sgd(lr: 1e12)".into(),
+            iterations: 100,
+            eval_every,
+            ..Self::default()
+        }
+    }
+
     /// Writes the experiment to `dir/file` and returns the path.
     pub fn write(&self, dir: &std::path::Path, file: &str) -> std::path::PathBuf {
         write_file(dir, file, &self.ron())
@@ -343,6 +356,23 @@ pub fn basis_v(n: usize, dim: usize) -> Mat {
     mat(v, n * dim, dim)
 }
 
+/// `diag(∇ₓs)` exactly (row-major `n × dim`), from `dim` second-order jets
+/// along the basis vectors.
+pub fn exact_diag(m: &dyn ScoreModel, x: &[f64], dim: usize) -> Vec<f64> {
+    let n = x.len() / dim;
+    let mut g = Graph::inference(&dev());
+    let xm = mat(x.to_vec(), n, dim);
+    let v = basis_v(n, dim);
+    let t = (m.terms(&mut g, &xm, &v, false).vhv).to_host();
+    let mut out = vec![0.0; n * dim];
+    for i in 0..dim {
+        for r in 0..n {
+            out[r * dim + i] = t[i * n + r];
+        }
+    }
+    out
+}
+
 /// The model's curvature pass on host points.
 pub fn curvature_of(
     m: &dyn ScoreModel,
@@ -375,6 +405,70 @@ pub fn binary() -> std::process::Command {
     c.current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_LOG");
     c
+}
+
+/// Runs the binary with `args` and waits for it, its output captured.
+pub fn run_binary(args: &[&str]) -> std::process::Output {
+    binary()
+        .args(args)
+        .output()
+        .expect("the slicedscore binary starts")
+}
+
+/// Runs the binary with `args` (no backtraces, stdout discarded, stderr
+/// captured), killing it once it has run for `limit`: its exit status and
+/// stderr, or `None` when it was killed at the limit.
+pub fn binary_with_timeout(
+    args: &[&str],
+    limit: std::time::Duration,
+) -> Option<(std::process::ExitStatus, String)> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = binary()
+        .args(args)
+        .env("RUST_BACKTRACE", "0")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the slicedscore binary starts");
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let err = reader.join().unwrap();
+    status.map(|s| (s, err))
+}
+
+/// Options of a quiet run (no progress bar) into `run_dir`.
+pub fn run_options(run_dir: &std::path::Path) -> slicedscore::train::RunOptions {
+    slicedscore::train::RunOptions {
+        run_dir: Some(run_dir.to_path_buf()),
+        progress: false,
+        ..slicedscore::train::RunOptions::default()
+    }
+}
+
+/// Trains the experiment file `file` into `run_dir` in-process, panicking
+/// with the error when the run fails.
+pub fn train_file(
+    file: &std::path::Path,
+    run_dir: &std::path::Path,
+) -> slicedscore::train::RunSummary {
+    slicedscore::train::run_file(file, &run_options(run_dir)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Output bytes as text.

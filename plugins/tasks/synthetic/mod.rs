@@ -27,7 +27,7 @@ use crate::autodiff::Graph;
 use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
 use crate::model::ScoreModel;
-use crate::objective::exact_sm_per_point;
+use crate::plugins::tasks::shared::{epoch_batch, insert_exact_sm, EVAL_ROWS};
 use crate::registry::TaskConfig;
 use crate::targets::{self, Target, TargetSpec};
 use crate::task::{EpochSampler, Metrics, Split, Task};
@@ -72,9 +72,6 @@ pub struct Synthetic {
     fresh: bool,
     epochs: EpochSampler,
 }
-
-/// Rows expanded at once when computing exact SM for evaluation.
-const EVAL_ROWS: usize = 16_384;
 
 impl Synthetic {
     fn split(&self, split: Split) -> &[f64] {
@@ -140,13 +137,7 @@ impl Task for Synthetic {
         if self.fresh {
             return self.target.sample(rng, batch_size);
         }
-        let d = self.dim;
-        let mut out = Vec::with_capacity(batch_size * d);
-        for _ in 0..batch_size {
-            let i = self.epochs.next_index(rng);
-            out.extend_from_slice(&self.train[i * d..(i + 1) * d]);
-        }
-        out
+        epoch_batch(&mut self.epochs, rng, &self.train, self.dim, batch_size)
     }
 
     fn evaluate(&self, dev: &Device, model: Option<&dyn ScoreModel>, split: Split) -> Metrics {
@@ -158,12 +149,7 @@ impl Task for Synthetic {
         let truth = targets::scores(&*self.target, x);
         let ms = model_scores(dev, model, x, d);
         let mut m = fisher_metrics(&ms, &truth, d);
-        let per = exact_sm_per_point(dev, model, x, d, EVAL_ROWS);
-        let n = per.len() as f64;
-        let mean = per.iter().sum::<f64>() / n;
-        let var = per.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        m.insert("sm_loss".into(), mean);
-        m.insert("sm_loss_stderr".into(), (var / n).sqrt());
+        insert_exact_sm(&mut m, dev, model, x, d);
         m
     }
 

@@ -40,7 +40,7 @@ use crate::device::Device;
 use crate::error::{require_at_least, ConfigError};
 use crate::experiment::derive_seed;
 use crate::model::ScoreModel;
-use crate::objective::exact_sm_per_point;
+use crate::plugins::tasks::shared::{epoch_batch, insert_exact_sm};
 use crate::registry::TaskConfig;
 use crate::task::{EpochSampler, Metrics, Split, Task};
 
@@ -62,9 +62,6 @@ fn default_importance_samples() -> usize {
 
 /// Largest accepted `importance_samples`.
 pub const MAX_IMPORTANCE_SAMPLES: usize = 10_000_000;
-
-/// Rows expanded at once when computing exact SM for evaluation.
-const EVAL_ROWS: usize = 16_384;
 
 /// An importance-sampling effective sample size below this fraction of the
 /// samples triggers a warning.
@@ -283,13 +280,13 @@ impl Task for Tabular {
     }
 
     fn train_batch(&mut self, rng: &mut dyn RngCore, batch_size: usize) -> Vec<f64> {
-        let d = self.dim;
-        let mut out = Vec::with_capacity(batch_size * d);
-        for _ in 0..batch_size {
-            let i = self.epochs.next_index(rng);
-            out.extend_from_slice(&self.data.train[i * d..(i + 1) * d]);
-        }
-        out
+        epoch_batch(
+            &mut self.epochs,
+            rng,
+            &self.data.train,
+            self.dim,
+            batch_size,
+        )
     }
 
     fn evaluate(&self, dev: &Device, model: Option<&dyn ScoreModel>, split: Split) -> Metrics {
@@ -299,12 +296,7 @@ impl Task for Tabular {
         let x = self.split(split);
         let d = self.dim;
         let mut m = Metrics::new();
-        let per = exact_sm_per_point(dev, model, x, d, EVAL_ROWS);
-        let n = per.len() as f64;
-        let mean = per.iter().sum::<f64>() / n;
-        let var = per.iter().map(|p| (p - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-        m.insert("sm_loss".into(), mean);
-        m.insert("sm_loss_stderr".into(), (var / n).sqrt());
+        insert_exact_sm(&mut m, dev, model, x, d);
         if self.importance_samples == 0 {
             return m;
         }
