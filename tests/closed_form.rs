@@ -19,13 +19,6 @@ use slicedscore::projection::Projection;
 
 const D: usize = 3;
 const SOLVED: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6, alpha: Solved)}"#;
-const OBJECTIVES: [&str; 5] = [
-    r#"{"sm": ()}"#,
-    r#"{"ssm": (projections: 2)}"#,
-    r#"{"ssm_vr": (projections: 2)}"#,
-    r#"{"dsm": (sigma: 0.5, noise_samples: 2)}"#,
-    r#"{"dsm": (sigma: 0.3, scaling: Original)}"#,
-];
 
 #[test]
 fn the_positive_definite_solve_matches_finite_differences() {
@@ -121,7 +114,7 @@ fn loss_at(
 #[test]
 fn the_solved_coefficients_minimise_each_objectives_loss_plus_the_ridge() {
     let proj = projection(r#"{"rademacher": ()}"#);
-    for ospec in OBJECTIVES {
+    for ospec in SCORE_OBJECTIVES {
         let m = solved_model(5);
         let obj = objective(ospec);
         let criterion = obj.coefficient_criterion().expect("a criterion");
@@ -196,7 +189,7 @@ fn step_loss(
 #[test]
 fn gradients_through_the_solve_match_finite_differences() {
     let proj = projection(r#"{"gaussian": ()}"#);
-    let objectives: Vec<&str> = OBJECTIVES
+    let objectives: Vec<&str> = SCORE_OBJECTIVES
         .iter()
         .copied()
         .chain([r#"{"cp": ()}"#, r#"{"approx_bp": ()}"#])
@@ -217,30 +210,9 @@ fn gradients_through_the_solve_match_finite_differences() {
             !names.iter().any(|n| n == "alpha"),
             "α is not trained: {names:?}"
         );
-        let values = param_values(&*m);
-        let h = 1e-5;
-        let mut checked = 0;
-        for (pi, grad) in grads.iter().enumerate() {
-            let base = values[pi].clone();
-            for k in (0..base.len()).step_by((base.len() / 4).max(1)) {
-                let mut at = |delta: f64| {
-                    let mut b = base.clone();
-                    b[k] += delta;
-                    set_param(&mut *m, pi, &b);
-                    step_loss(&*m, &*obj, &*proj, &batch, seed).0
-                };
-                let fd = (at(h) - at(-h)) / (2.0 * h);
-                set_param(&mut *m, pi, &base);
-                let e = rel_err(grad[k], fd, 1e-4);
-                assert!(
-                    e <= 1e-4,
-                    "{ospec}: ∂loss/∂{}[{k}] = {} by backward, {fd} by finite differences ({e:.2e})",
-                    names[pi],
-                    grad[k]
-                );
-                checked += 1;
-            }
-        }
+        let checked = check_gradients_against(&mut *m, &grads, &mut rng, 6, ospec, |m| {
+            step_loss(m, &*obj, &*proj, &batch, seed).0
+        });
         assert!(checked > 20, "{ospec}: only {checked} entries checked");
     }
 }

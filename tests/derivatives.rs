@@ -339,19 +339,11 @@ fn model_terms_match_finite_differences() {
     }
 }
 
-const OBJECTIVES: [&str; 5] = [
-    r#"{"sm": ()}"#,
-    r#"{"ssm": (projections: 2)}"#,
-    r#"{"ssm_vr": (projections: 2)}"#,
-    r#"{"dsm": (sigma: 0.5, noise_samples: 2)}"#,
-    r#"{"dsm": (sigma: 0.3, scaling: Original)}"#,
-];
-
 #[test]
 fn parameter_gradients_of_every_objective_match_finite_differences() {
     let proj = projection(r#"{"gaussian": ()}"#);
     for mspec in MODELS {
-        for ospec in OBJECTIVES {
+        for ospec in SCORE_OBJECTIVES {
             let mut m = model(mspec, D, 21);
             let obj = objective(ospec);
             let mut rng = ChaCha8Rng::seed_from_u64(22);

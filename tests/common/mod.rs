@@ -281,6 +281,23 @@ pub fn check_param_gradients(
     label: &str,
 ) -> usize {
     let grads = loss_grad(obj, m, proj, x, seed);
+    check_gradients_against(m, &grads, rng, per_param, label, |m| {
+        loss_value(obj, m, proj, x, seed)
+    })
+}
+
+/// Checks `grads` (one per trainable parameter, in order) against central
+/// finite differences of `loss` on up to `per_param` random entries of
+/// every parameter, to relative error 1e-4; returns how many entries were
+/// checked.
+pub fn check_gradients_against(
+    m: &mut dyn ScoreModel,
+    grads: &[Vec<f64>],
+    rng: &mut impl Rng,
+    per_param: usize,
+    label: &str,
+    loss: impl Fn(&dyn ScoreModel) -> f64,
+) -> usize {
     let names = param_names(m);
     let values = param_values(m);
     let h = 1e-5;
@@ -293,7 +310,7 @@ pub fn check_param_gradients(
                 let mut b = base.clone();
                 b[k] += delta;
                 set_param(m, pi, &b);
-                loss_value(obj, m, proj, x, seed)
+                loss(&*m)
             };
             let fd = (at(h) - at(-h)) / (2.0 * h);
             set_param(m, pi, &base);
@@ -309,6 +326,16 @@ pub fn check_param_gradients(
     }
     checked
 }
+
+/// Score-matching objectives with every option that changes their loss
+/// (shared by the gradient checks).
+pub const SCORE_OBJECTIVES: [&str; 5] = [
+    r#"{"sm": ()}"#,
+    r#"{"ssm": (projections: 2)}"#,
+    r#"{"ssm_vr": (projections: 2)}"#,
+    r#"{"dsm": (sigma: 0.5, noise_samples: 2)}"#,
+    r#"{"dsm": (sigma: 0.3, scaling: Original)}"#,
+];
 
 /// Whether the model has a parameter of this name.
 pub fn has_param(m: &dyn ScoreModel, name: &str) -> bool {
