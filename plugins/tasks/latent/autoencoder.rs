@@ -75,6 +75,30 @@ macro_rules! autoencoder_task_basics {
     };
 }
 
+/// Builds the [`Autoencoder`] of a latent-variable task's settings (a
+/// config with the fields of [`AutoencoderSpec`] and a `score_schedule`,
+/// which is validated first): `autoencoder_from_config!(self, dev, rng)`.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! autoencoder_from_config {
+    ($cfg:expr, $dev:expr, $rng:expr) => {{
+        $cfg.score_schedule.validate()?;
+        $crate::plugins::tasks::latent::autoencoder::Autoencoder::build(
+            $crate::plugins::tasks::latent::autoencoder::AutoencoderSpec {
+                data: &$cfg.data,
+                latent_dim: $cfg.latent_dim,
+                encoder: &$cfg.encoder,
+                networks: &$cfg.networks,
+                val: &$cfg.val,
+                test: &$cfg.test,
+                samples: $cfg.samples,
+            },
+            $dev,
+            $rng,
+        )?
+    }};
+}
+
 /// Settings shared by the latent-variable tasks.
 pub struct AutoencoderSpec<'a> {
     /// Images.

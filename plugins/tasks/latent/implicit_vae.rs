@@ -36,7 +36,7 @@ use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
 use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSchedule, ScoreSource, Task, TaskError};
 
-use super::autoencoder::{gaussian_kl, half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
+use super::autoencoder::{gaussian_kl, half_square_norm, score_dot, Autoencoder};
 use super::data::DataConfig;
 use super::evaluation::EvalConfig;
 use super::networks::{Decoder, EncoderKind, NetConfig};
@@ -176,20 +176,7 @@ impl OwnTraining for ImplicitVae {
 impl TaskConfig for ImplicitVaeConfig {
     fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         require_at_least("codes_per_image", self.codes_per_image, 1)?;
-        self.score_schedule.validate()?;
-        let ae = Autoencoder::build(
-            AutoencoderSpec {
-                data: &self.data,
-                latent_dim: self.latent_dim,
-                encoder: &self.encoder,
-                networks: &self.networks,
-                val: &self.val,
-                test: &self.test,
-                samples: self.samples,
-            },
-            dev,
-            rng,
-        )?;
+        let ae = crate::autoencoder_from_config!(self, dev, rng);
         let description = format!(
             "implicit_vae on {} | latent {} | encoder {:?} | {} code(s) per image",
             ae.data.describe(),

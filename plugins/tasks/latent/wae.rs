@@ -28,7 +28,7 @@ use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
 use crate::task::{Metrics, OwnTraining, ScoreSchedule, ScoreSource, Task, TaskError};
 
-use super::autoencoder::{half_square_norm, score_dot, Autoencoder, AutoencoderSpec};
+use super::autoencoder::{half_square_norm, score_dot, Autoencoder};
 use super::data::DataConfig;
 use super::evaluation::EvalConfig;
 use super::networks::{EncoderKind, NetConfig};
@@ -154,20 +154,7 @@ impl OwnTraining for Wae {
 impl TaskConfig for WaeConfig {
     fn build(&self, dev: &Device, rng: &mut ChaCha8Rng) -> Result<Box<dyn Task>, ConfigError> {
         require_positive("lambda", self.lambda)?;
-        self.score_schedule.validate()?;
-        let ae = Autoencoder::build(
-            AutoencoderSpec {
-                data: &self.data,
-                latent_dim: self.latent_dim,
-                encoder: &self.encoder,
-                networks: &self.networks,
-                val: &self.val,
-                test: &self.test,
-                samples: self.samples,
-            },
-            dev,
-            rng,
-        )?;
+        let ae = crate::autoencoder_from_config!(self, dev, rng);
         let description = format!(
             "wae on {} | latent {} | encoder {:?} | λ = {}",
             ae.data.describe(),
