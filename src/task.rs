@@ -180,6 +180,13 @@ pub trait Task: Module {
     /// The metric (lower is better) that picks the best checkpoint.
     fn selection_metric(&self) -> &'static str;
 
+    /// The name of the validation log-likelihood (higher is better) this
+    /// task reports for `model`, if it reports one: what the experiment's
+    /// `selection: LogLikelihood` selects by (default: none).
+    fn log_likelihood_metric(&self, _model: &dyn ScoreModel) -> Option<&'static str> {
+        None
+    }
+
     /// How the task uses the experiment's model (default: a model of its points).
     fn model_use(&self) -> ModelUse {
         ModelUse::Scores
