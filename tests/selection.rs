@@ -1,7 +1,8 @@
 //! `selection: LogLikelihood`: a flow's best checkpoint is the evaluation
 //! of highest validation log-likelihood (not lowest SM loss), the run
 //! records and `report` prints which metric chose it, a resumed run keeps
-//! the rule, and a model without a log-likelihood is refused by field.
+//! the rule, a model without a log-likelihood is refused by field, and the
+//! clamp-study experiment files build with it.
 
 mod common;
 
@@ -141,4 +142,26 @@ fn a_model_without_a_log_likelihood_is_refused_by_the_selection_field() {
     )
     .unwrap();
     assert!(exp.to_ron().contains("selection: LogLikelihood"));
+}
+
+#[test]
+fn the_clamp_study_files_build_and_select_by_likelihood() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/clamp_study");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let exp = Experiment::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let built = exp
+            .build()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            built.selection.metric,
+            "log_likelihood",
+            "{}",
+            path.display()
+        );
+        assert!(built.selection.higher_is_better);
+        count += 1;
+    }
+    assert!(count >= 12, "{count} files");
 }
