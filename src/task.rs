@@ -2,7 +2,9 @@
 //!
 //! The training loop asks the task for a batch every step and for metrics on
 //! the validation split every evaluation interval; after training it reloads
-//! the best checkpoint (by [`Task::selection_metric`]) and asks for the test
+//! the best checkpoint (by [`Task::selection_metric`], or by
+//! [`Task::log_likelihood_metric`] when the experiment selects by
+//! likelihood; see [`crate::train::selection`]) and asks for the test
 //! metrics.
 //!
 //! Most tasks only supply data: the loop trains the experiment's model with

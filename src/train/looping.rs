@@ -7,7 +7,8 @@
 //! ([`super::step::train_step`]), logs every `log_every` steps, evaluates
 //! and checkpoints every `eval_every` steps, watches for divergence and for
 //! a stop request after every step, and at the end reloads the best
-//! checkpoint and tests it. Whatever stops the run, `metrics.json` says so
+//! checkpoint (by the built [`crate::train::selection::SelectionRule`]) and
+//! tests it. Whatever stops the run, `metrics.json` says so
 //! with its status and the event file is closed.
 
 use std::collections::HashMap;
