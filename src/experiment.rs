@@ -24,6 +24,7 @@ use crate::registry::{
 };
 use crate::sampling::evaluation::SamplingEval;
 use crate::task::{ModelUse, Task};
+use crate::train::selection::{Selection, SelectionRule};
 
 /// Where tensors live.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -215,6 +216,11 @@ pub struct Experiment {
     /// switches it off). See [`crate::sampling::evaluation`].
     #[serde(default)]
     pub sampling: SamplingEval,
+    /// The validation metric that picks the best checkpoint: `Task` (the
+    /// task's own, default) or `LogLikelihood` (flows; see
+    /// [`crate::train::selection`]).
+    #[serde(default, skip_serializing_if = "Selection::is_task")]
+    pub selection: Selection,
     /// The folder relative data paths were resolved against (the
     /// experiment file's folder), when the experiment was read from a file.
     #[serde(skip)]
@@ -233,6 +239,8 @@ pub struct Built {
     pub objective: Option<Box<dyn Objective>>,
     /// Where projection directions come from, with `objective`.
     pub projection: Option<Box<dyn Projection>>,
+    /// The validation metric that picks the best checkpoint.
+    pub selection: SelectionRule,
 }
 
 /// A component written in the file (`model: {"mlp_score": (…)}`), which an
@@ -531,12 +539,14 @@ impl Experiment {
                 "must be 0: nothing is trained (the model is fitted from samples)",
             ));
         }
+        let selection = self.selection.resolve(&*task, &model)?;
         Ok(Built {
             dev,
             task,
             model,
             objective,
             projection,
+            selection,
         })
     }
 

@@ -2,7 +2,9 @@
 //!
 //! The training loop asks the task for a batch every step and for metrics on
 //! the validation split every evaluation interval; after training it reloads
-//! the best checkpoint (by [`Task::selection_metric`]) and asks for the test
+//! the best checkpoint (by [`Task::selection_metric`], or by
+//! [`Task::log_likelihood_metric`] when the experiment selects by
+//! likelihood; see [`crate::train::selection`]) and asks for the test
 //! metrics.
 //!
 //! Most tasks only supply data: the loop trains the experiment's model with
@@ -224,6 +226,13 @@ pub trait Task: Module {
 
     /// The metric (lower is better) that picks the best checkpoint.
     fn selection_metric(&self) -> &'static str;
+
+    /// The name of the validation log-likelihood (higher is better) this
+    /// task reports for `model`, if it reports one: what the experiment's
+    /// `selection: LogLikelihood` selects by (default: none).
+    fn log_likelihood_metric(&self, _model: &dyn ScoreModel) -> Option<&'static str> {
+        None
+    }
 
     /// How the task uses the experiment's model (default: a model of its points).
     fn model_use(&self) -> ModelUse {

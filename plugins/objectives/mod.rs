@@ -5,4 +5,5 @@ pub mod dsm;
 pub mod mle;
 pub mod sm;
 pub mod ssm;
+pub mod ssm_cv;
 pub mod ssm_vr;

@@ -40,12 +40,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the run folder, the step time and the test metrics of a run.
+/// Prints the run folder, the best step and the metric that chose it, the
+/// step time and the test metrics of a run.
 pub fn print_summary(summary: &RunSummary) {
     println!("run folder: {}", summary.run_dir.display());
     println!(
-        "best step {} | mean {:.2} ms per training step",
+        "best step {} (by {}) | mean {:.2} ms per training step",
         summary.best_step,
+        summary.selection_metric,
         summary.seconds_per_iteration * 1e3
     );
     for (k, v) in &summary.test {

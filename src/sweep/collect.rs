@@ -45,6 +45,7 @@ fn recorded_run(run_dir: &Path) -> SeedRun {
             error: Some(format!("unreadable {}: {e}", path.display())),
             metrics: BTreeMap::new(),
             dim: None,
+            selected_by: None,
         },
     }
 }
@@ -81,6 +82,7 @@ fn run_of_record(run_dir: &Path, rec: &RunRecord) -> SeedRun {
         error,
         metrics,
         dim: Some(rec.dim),
+        selected_by: Some(rec.selection_metric.clone()),
     }
 }
 

@@ -204,6 +204,7 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
         error: None,
         metrics: BTreeMap::new(),
         dim: None,
+        selected_by: None,
     };
     let mut exp = match Experiment::parse(text, file) {
         Ok(e) => e,
@@ -251,6 +252,7 @@ fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
             run.status = RunState::Finished;
             run.metrics = run_metrics(&summary);
             run.dim = Some(summary.dim);
+            run.selected_by = Some(summary.selection_metric);
         }
         Ok(Err(e)) => {
             run.status = match &e {

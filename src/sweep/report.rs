@@ -29,6 +29,9 @@ pub struct SeedRun {
     /// Dimension of the points the model scored (the task's `dim`, e.g. the
     /// latent dimension of an autoencoder), when recorded.
     pub dim: Option<usize>,
+    /// The validation metric that chose the run's best checkpoint
+    /// (`val/sm_loss`, `val/log_likelihood`, …), when known.
+    pub selected_by: Option<String>,
 }
 
 impl SeedRun {
@@ -185,6 +188,7 @@ impl SweepReport {
                 .join(", ")
         );
         out.push_str(&align_columns(&lines));
+        out.push_str(&self.selection_line());
         let failures: Vec<String> = self
             .rows
             .iter()
@@ -207,6 +211,40 @@ impl SweepReport {
             }
         }
         out
+    }
+
+    /// The line saying which validation metric chose the best checkpoints:
+    /// one metric for every row, or each row's when they differ (empty
+    /// when no run recorded it).
+    pub fn selection_line(&self) -> String {
+        let per_row: Vec<(String, String)> = self
+            .rows
+            .iter()
+            .filter_map(|row| {
+                let mut names: Vec<&str> = row
+                    .runs
+                    .iter()
+                    .filter_map(|r| r.selected_by.as_deref())
+                    .collect();
+                names.sort_unstable();
+                names.dedup();
+                (!names.is_empty()).then(|| (row.label.clone(), names.join(" / ")))
+            })
+            .collect();
+        let mut distinct: Vec<&str> = per_row.iter().map(|(_, m)| m.as_str()).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        match distinct.as_slice() {
+            [] => String::new(),
+            [one] => format!("best checkpoints selected by {one}\n"),
+            _ => {
+                let mut out = "best checkpoints selected by:\n".to_string();
+                for (label, m) in &per_row {
+                    out.push_str(&format!("  {label}: {m}\n"));
+                }
+                out
+            }
+        }
     }
 
     /// A pivot table of one metric in the layout of the paper's Table 2:

@@ -7,7 +7,8 @@
 //! ([`super::step::train_step`]), logs every `log_every` steps, evaluates
 //! and checkpoints every `eval_every` steps, watches for divergence and for
 //! a stop request after every step, and at the end reloads the best
-//! checkpoint and tests it. Whatever stops the run, `metrics.json` says so
+//! checkpoint (by the built [`crate::train::selection::SelectionRule`]) and
+//! tests it. Whatever stops the run, `metrics.json` says so
 //! with its status and the event file is closed.
 
 use std::collections::HashMap;
@@ -159,12 +160,7 @@ impl<'e> Loop<'e> {
         built: Built,
         run_dir: PathBuf,
     ) -> Result<Self, TrainError> {
-        let record = RunRecord::new(
-            exp,
-            built.task.selection_metric(),
-            built.task.dim(),
-            &run_dir,
-        );
+        let record = RunRecord::new(exp, &built.selection.metric, built.task.dim(), &run_dir);
         Ok(Self {
             exp,
             rng: ChaCha8Rng::seed_from_u64(derive_seed(exp.seed, streams::TRAIN)),
@@ -418,7 +414,7 @@ impl<'e> Loop<'e> {
         seconds_per_iteration: f64,
     ) -> Result<f64, TrainError> {
         self.refit_coefficients(step)?;
-        let selection = self.built.task.selection_metric();
+        let selection = self.built.selection.metric.clone();
         let mut metrics = self.built.task.evaluate(
             &self.built.dev,
             self.built.model.scorer(),
@@ -429,11 +425,14 @@ impl<'e> Loop<'e> {
             tb.scalar(&format!("val/{k}"), step, *v)?;
         }
         self.log_artifacts(tb, "images/", step, None)?;
-        let sel = metrics.get(selection).copied().unwrap_or(f64::NAN);
+        let sel = metrics.get(&selection).copied().unwrap_or(f64::NAN);
         if let Some(d) = self.guard.metric(sel) {
             return Err(self.diverged(step, &format!("validation {selection}"), d));
         }
-        let improved = self.best.is_none_or(|(_, b)| sel < b);
+        let improved = self
+            .built
+            .selection
+            .improves(sel, self.best.map(|(_, b)| b));
         if improved {
             self.best = Some((step, sel));
             self.save(BEST_CHECKPOINT, step)?;
@@ -539,7 +538,7 @@ impl<'e> Loop<'e> {
         let exp = self.exp;
         let iterations = exp.iterations as u64;
         let bs = exp.batch_size;
-        let selection = self.built.task.selection_metric();
+        let selection = self.built.selection.metric.clone();
         let parameters =
             self.built.model.scorer().map_or(0, num_trainable) + num_trainable(&*self.built.task);
         tracing::info!(
@@ -553,6 +552,10 @@ impl<'e> Loop<'e> {
             self.built.dev.name()
         );
         tracing::info!("run folder: {}", self.run_dir.display());
+        tracing::info!(
+            "best checkpoint selected by {}",
+            self.built.selection.describe()
+        );
         if self.start == 0 {
             self.prepare()?;
             self.save(LAST_CHECKPOINT, 0)?;
@@ -717,6 +720,7 @@ impl<'e> Loop<'e> {
             seconds_per_iteration,
             steps: steps_taken,
             dim: self.built.task.dim(),
+            selection_metric: self.record.selection_metric.clone(),
         })
     }
 }

@@ -20,8 +20,8 @@
 //! twice; they also hold the experiment file as text and the run's settings
 //! and outcome for the HParams dashboard, see [`hparams`]), `metrics.json` (rewritten atomically; status `running`,
 //! `finished`, `failed`, `interrupted` or `diverged`), `last.safetensors`
-//! and `best.safetensors` (atomic; best by the task's selection metric on
-//! the validation split). SIGINT/SIGTERM stop after the current step with a
+//! and `best.safetensors` (atomic; best by the selection metric on
+//! the validation split, [`selection`]). SIGINT/SIGTERM stop after the current step with a
 //! checkpoint ([`interrupt`]); a loss or metric that explodes or turns
 //! non-finite stops the run as `diverged` ([`divergence`]).
 
@@ -33,6 +33,7 @@ mod looping;
 pub mod optim;
 pub mod record;
 pub mod run_dir;
+pub mod selection;
 pub mod step;
 
 use std::path::{Path, PathBuf};
@@ -168,6 +169,8 @@ pub struct RunSummary {
     pub steps: u64,
     /// Dimension of the points the model scored (the task's `dim`).
     pub dim: usize,
+    /// The metric that chose the best checkpoint (`val/<metric>`).
+    pub selection_metric: String,
 }
 
 /// Loads, builds and trains the experiment in `path`.

@@ -10,7 +10,10 @@
 //! Pixels are stored as integers. Following [`crate::image_data::transform`], every pixel `p`
 //! is scaled to `p/m ∈ [0, 1]`, dequantised by `(U − ½)/L` (`L` = 256 levels
 //! for 8-bit images, 17 for digits), clamped to `[α, 1 − α]` and mapped to
-//! logit space (`logit: true`, the default). Training batches are shuffled
+//! logit space (`logit: true`, the default; `logit_map: Clamp`, the paper's).
+//! `logit_map: Squeeze` instead dequantises by `(p + U)/L` and squeezes
+//! `α + (1 − 2α)x` before the logit, which leaves no point masses at
+//! `±logit(α)`; `noise_sigma` adds Gaussian noise in model space. Training batches are shuffled
 //! epochs whose images are dequantised afresh every time they are drawn
 //! (the model never sees the same dequantised image twice); validation and
 //! test images are dequantised once, from seeds fixed at build time.
@@ -29,7 +32,9 @@
 //!     `log p_X(x) = log p_Y(y) + Σ_d log |dy_d/dx_d|` and
 //!     `log |dy/dx| = −ln x − ln(1 − x)` at the clamped pixel `x ∈ [α, 1 − α]`
 //!     (the density of the clamped, dequantised pixels; without the logit
-//!     `log p_X = log p_Y`), with `log_likelihood_stderr` over images;
+//!     `log p_X = log p_Y`), or `ln(1 − 2α) − ln u − ln(1 − u)` at the
+//!     squeezed `u = α + (1 − 2α)x` (with noise: at `u = sigmoid(y)` of the
+//!     noisy coordinate), with `log_likelihood_stderr` over images;
 //!   - `bits_per_dim` = `−log_likelihood / (D ln 2)`: the continuous density
 //!     on [0, 1]ᴰ;
 //!   - `bits_per_dim_discrete` = `−(log_likelihood − D ln L) / (D ln 2)` =
@@ -37,7 +42,7 @@
 //!     discrete images' negative log₂-probability per pixel (each
 //!     dequantisation cell has volume `L⁻ᴰ`; one draw per image). Pixels that
 //!     the clamp moves (those of value 0 or `m` that dequantise beyond `α`)
-//!     make it approximate.
+//!     make it approximate; with the squeeze (and no noise) it is exact.
 //!
 //! [`sample_grid`] tiles model samples into an image; the task returns it as
 //! the `samples` artifact (logged to TensorBoard as `images/samples` and
@@ -49,7 +54,9 @@
 //! [`DataMap`] is not affine (dequantisation and logit): `score` and `sample`
 //! work in logit space only.
 //!
-//! The best checkpoint is chosen by validation `sm_loss`.
+//! The best checkpoint is chosen by validation `sm_loss`, or for a flow by
+//! validation `log_likelihood` with the experiment's `selection:
+//! LogLikelihood` ([`crate::train::selection`]).
 
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
@@ -67,7 +74,7 @@ use crate::task::{Artifact, EpochSampler, Metrics, Split, Task};
 pub use crate::image_data::grid::{grid_shape, tile_grid, BORDER};
 use crate::image_data::grid::{legible_factor, upscale};
 use crate::image_data::source::{ImageSet, ImageSource, Images};
-use crate::image_data::transform::{PixelTransform, Quantization};
+use crate::image_data::transform::{LogitMap, PixelTransform, Quantization};
 
 /// Rows expanded at once when computing exact SM (`points × D`).
 const EVAL_ROWS: usize = 8192;
@@ -86,6 +93,12 @@ fn default_true() -> bool {
 }
 fn default_alpha() -> f64 {
     DEFAULT_ALPHA
+}
+fn is_clamp(m: &LogitMap) -> bool {
+    *m == LogitMap::Clamp
+}
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 fn default_sm_eval_points() -> usize {
     200
@@ -111,9 +124,20 @@ pub struct ImagesConfig {
     /// Model in logit space (default true).
     #[serde(default = "default_true")]
     pub logit: bool,
-    /// Clamp `[α, 1 − α]` before the logit (default 0.001).
+    /// Clamp `[α, 1 − α]` (or squeeze into it) before the logit (default 0.001).
     #[serde(default = "default_alpha")]
     pub logit_alpha: f64,
+    /// How pixels are kept inside (0, 1) before the logit: `Clamp` (the
+    /// paper's, the default; point masses at `±logit(α)`) or `Squeeze`
+    /// (dequantise `(p + U)/L`, then `α + (1 − 2α)x`; no point masses).
+    /// Only with `logit: true`.
+    #[serde(default, skip_serializing_if = "is_clamp")]
+    pub logit_map: LogitMap,
+    /// Standard deviation of Gaussian noise added to every model coordinate
+    /// (logit space with `logit: true`) of every split, after dequantising
+    /// (default 0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub noise_sigma: f64,
     /// Images of each held-out split on which the exact SM loss is computed
     /// (default 200; a fixed seeded subset).
     #[serde(default = "default_sm_eval_points")]
@@ -199,6 +223,18 @@ impl ImagesConfig {
                 format!("must lie in (0, 0.5), got {}", self.logit_alpha),
             ));
         }
+        if !self.logit && self.logit_map == LogitMap::Squeeze {
+            return Err(ConfigError::new(
+                "logit_map",
+                "Squeeze maps pixels before the logit: it needs `logit: true`",
+            ));
+        }
+        if !(self.noise_sigma >= 0.0 && self.noise_sigma.is_finite()) {
+            return Err(ConfigError::new(
+                "noise_sigma",
+                format!("must be finite and ≥ 0, got {}", self.noise_sigma),
+            ));
+        }
         require_at_least("sm_eval_points", self.sm_eval_points, 2)?;
         if self.samples > MAX_SAMPLES {
             return Err(ConfigError::new(
@@ -214,6 +250,8 @@ impl ImagesConfig {
         PixelTransform {
             logit: self.logit,
             alpha: self.logit_alpha,
+            map: self.logit_map,
+            noise_sigma: self.noise_sigma,
         }
     }
 
@@ -324,11 +362,28 @@ pub fn sample_grid(
     n: usize,
     side: usize,
 ) -> Option<(Vec<u8>, usize, usize)> {
-    let t = PixelTransform {
-        logit: true,
-        alpha: DEFAULT_ALPHA,
-    };
+    let t = PixelTransform::clamped_logit(DEFAULT_ALPHA);
     sample_grid_with(model, dev, rng, n, side, side, t)
+}
+
+/// The transform in words, for the task's description.
+fn describe_transform(t: &PixelTransform) -> String {
+    let map = match (t.logit, t.map) {
+        (false, _) => "dequantised pixels in [0, 1]".to_string(),
+        (true, LogitMap::Clamp) => format!(
+            "logit of the dequantised pixels clamped to [{0}, 1 − {0}]",
+            t.alpha
+        ),
+        (true, LogitMap::Squeeze) => format!(
+            "logit of the dequantised pixels (p + U)/L squeezed to {0} + (1 − 2·{0})x",
+            t.alpha
+        ),
+    };
+    if t.noise_sigma > 0.0 {
+        format!("{map}, plus N(0, {}²) noise", t.noise_sigma)
+    } else {
+        map
+    }
 }
 
 impl ImagesTask {
@@ -409,14 +464,7 @@ impl ImagesTask {
             val.len(),
             test.len(),
             quantization.levels(),
-            if transform.logit {
-                format!(
-                    "logit of the dequantised pixels clamped to [{0}, 1 − {0}]",
-                    transform.alpha
-                )
-            } else {
-                "dequantised pixels in [0, 1]".to_string()
-            },
+            describe_transform(&transform),
             cfg.sm_eval_points.min(val.len()),
         );
         Ok(Self {
@@ -526,6 +574,10 @@ impl Task for ImagesTask {
         "sm_loss"
     }
 
+    fn log_likelihood_metric(&self, model: &dyn ScoreModel) -> Option<&'static str> {
+        model.as_flow().map(|_| "log_likelihood")
+    }
+
     fn state(&self) -> serde_json::Value {
         self.epochs.state()
     }
@@ -598,7 +650,7 @@ crate::register_plugin!(
     TaskConfig,
     "images",
     "density estimation on images (MNIST, Fashion-MNIST, 8×8 digits, IDX files): dequantised, logit space, exact SM on a fixed subset, exact log-likelihood and bits/dim for flows, sample grids",
-    "(source: Digits, val_fraction: 0.1, test_fraction: 0.1, logit: true, logit_alpha: 0.001, sm_eval_points: 200, samples: 64)",
+    "(source: Digits, val_fraction: 0.1, test_fraction: 0.1, logit: true, logit_alpha: 0.001, logit_map: Clamp, noise_sigma: 0.0, sm_eval_points: 200, samples: 64)",
     ImagesConfig
 );
 
