@@ -116,8 +116,9 @@ pub fn sweep(a: SweepArgs) -> anyhow::Result<()> {
     let given = a.slurm_flags_given();
     if !given.is_empty() {
         anyhow::bail!(
-            "{} only apply to `--launcher slurm` (this sweep runs here)",
-            given.join(", ")
+            "{} only appl{} to `--launcher slurm` (this sweep runs here)",
+            given.join(", "),
+            if given.len() == 1 { "ies" } else { "y" }
         );
     }
     crate::train::interrupt::install();
