@@ -241,7 +241,7 @@ fn a_slurm_sweep_reports_like_a_local_one_and_resubmits_the_missing_pair() {
     assert!(report.contains("tasks: 4 pending"), "{report}");
     for i in 0..4 {
         assert!(
-            report.contains(&format!("pending in Slurm job {job}_{i}")),
+            report.contains(&format!("pending: in Slurm job {job}_{i}")),
             "{report}"
         );
     }

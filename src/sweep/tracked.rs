@@ -159,10 +159,10 @@ fn task_state(plan: &SweepPlan, task: &PlannedTask, queue: Option<&QueueView>) -
     match queue.map(|q| q.queued(&sub.job_id, task.index)) {
         Some(Some(Queued::Pending)) => {
             let requeued = if record.is_some() { " (requeued)" } else { "" };
-            return status(TaskState::Pending, format!("pending in {job}{requeued}"));
+            return status(TaskState::Pending, format!("in {job}{requeued}"));
         }
         Some(Some(Queued::Running)) => {
-            return status(TaskState::Running, format!("running in {job}{at_step}"));
+            return status(TaskState::Running, format!("in {job}{at_step}"));
         }
         None if record
             .as_ref()
