@@ -296,6 +296,121 @@ fn a_slurm_sweep_reports_like_a_local_one_and_resubmits_the_missing_pair() {
     assert!(sweep.join("summary.csv").is_file());
     let again = ok(&["sweep", "--resubmit", s(&sweep)]);
     assert!(again.starts_with("nothing to resubmit"), "{again}");
+
+    requeued_task_continues(tmp.path());
+}
+
+/// A task requeued by Slurm while it trains (SIGTERM, then the same array
+/// task starts again) continues its run from the checkpoint and ends with
+/// the metrics of an uninterrupted run.
+fn requeued_task_continues(dir: &Path) {
+    let spec = ExpSpec {
+        name: "slurm_requeue".into(),
+        model: r#"{"mlp_score": (hidden: [16], activation: Softplus)}"#.into(),
+        train_size: 500,
+        val_size: 200,
+        test_size: 200,
+        iterations: 60000,
+        eval_every: 1000,
+        ..ExpSpec::default()
+    };
+    let ron = spec.ron().replace(
+        "    eval_every: 1000,\n",
+        "    eval_every: 1000,\n    sampling: (chains: 0),\n",
+    );
+    let file = write_file(dir, "long.ron", &ron);
+    let logs = dir.join("requeue");
+    let out = ok(&[
+        "sweep",
+        s(&file),
+        "--seeds",
+        "3",
+        "--launcher",
+        "slurm",
+        "--logs",
+        s(&logs),
+    ]);
+    let job = line_after(&out, "submitted Slurm job ")
+        .split(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let sweep = PathBuf::from(line_after(&out, "collect the results: slicedscore report "));
+    let plan = read_json(&sweep.join("plan.json"));
+    let run_dir = PathBuf::from(plan["tasks"][0]["run_dir"].as_str().unwrap());
+    // Requeue once the run has a checkpoint and is still training.
+    let start = Instant::now();
+    loop {
+        let rec = std::fs::read_to_string(run_dir.join("metrics.json")).unwrap_or_default();
+        if run_dir.join("last.safetensors").is_file() && rec.contains("\"running\"") {
+            break;
+        }
+        assert!(
+            !rec.contains("\"finished\""),
+            "the run finished before it could be requeued; make it longer"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint in {}",
+            run_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let task = format!("{job}_0");
+    slurm("scontrol", &["requeue", &task]);
+    // Slurm delays a requeued job's start (BeginTime); start it now.
+    let start = Instant::now();
+    while !slurm(
+        "squeue",
+        &[
+            "--noheader",
+            "--array",
+            "--format=%T",
+            &format!("--jobs={job}"),
+        ],
+    )
+    .contains("PENDING")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{task} was not requeued"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rec = read_json(&run_dir.join("metrics.json"));
+    assert_eq!(
+        rec["status"], "interrupted",
+        "the requeue's SIGTERM stops the run cleanly: {rec}"
+    );
+    slurm(
+        "scontrol",
+        &["update", &format!("JobId={task}"), "StartTime=now"],
+    );
+    wait_for(&job, &sweep);
+    let log = std::fs::read_to_string(sweep.join("slurm").join(format!("{task}.out"))).unwrap();
+    assert!(
+        log.contains("DUE TO JOB REQUEUE") && log.contains("continuing"),
+        "{log}"
+    );
+    let continued = read_json(&run_dir.join("metrics.json"));
+    assert_eq!(continued["status"], "finished", "{log}");
+    let whole = dir.join("whole");
+    ok(&[
+        "run",
+        s(&file),
+        "--seed",
+        "3",
+        "--run-dir",
+        s(&whole),
+        "--no-progress",
+    ]);
+    let whole = read_json(&whole.join("metrics.json"));
+    assert_eq!(
+        continued["test"], whole["test"],
+        "requeued:\n{continued}\nuninterrupted:\n{whole}"
+    );
+    let report = ok(&["report", s(&sweep)]);
+    assert!(report.contains("tasks: 1 finished"), "{report}");
 }
 
 #[test]
