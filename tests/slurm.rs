@@ -1,9 +1,10 @@
 //! Sweeps on a real Slurm cluster: `sweep --launcher slurm` submits a job
 //! array, `report` on the sweep folder lists pending and cancelled runs and
 //! then gives the same table as a local sweep of the same files and seeds,
-//! and `sweep --resubmit` runs only the missing pair. Also: what an array
-//! task runs (`run --seed --run-dir --resume-existing`) continues a
-//! stopped run exactly when it is started again, as a requeued task is.
+//! and `sweep --resubmit` runs only the missing pair; a task requeued by
+//! Slurm while it trains continues its run. Also (without Slurm): what an
+//! array task runs (`run --seed --run-dir --resume-existing`) continues a
+//! stopped run exactly when it is started again.
 //!
 //! The Slurm test needs a cluster: when `sinfo` does not answer and the
 //! test runs as root, it starts a single-node one with
