@@ -359,3 +359,110 @@ pub fn report_sweep(
         queue_error,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::plan::Submission;
+    use crate::sweep::slurm::{ResourceFlags, Resources};
+    use std::path::PathBuf;
+
+    /// A `metrics.json` of a run in `state` at `step`.
+    fn record(dir: &Path, state: &str, step: u64) {
+        std::fs::create_dir_all(dir).unwrap();
+        let json = serde_json::json!({
+            "experiment": "e", "run_dir": dir.display().to_string(), "seed": 0,
+            "device": "cpu", "precision": "f32", "task": "t", "dim": 2, "model": "m",
+            "objective": "o", "projection": "p", "iterations": 100, "batch_size": 8,
+            "selection_metric": "val/x", "status": state, "error": null, "step": step,
+            "stopped_early_at": null, "train": {}, "best": null, "last_eval": null,
+            "test": null, "history": []
+        });
+        std::fs::write(dir.join(crate::train::METRICS_FILE), json.to_string()).unwrap();
+    }
+
+    #[test]
+    fn states_come_from_run_records_and_the_queue() {
+        let tmp = tempfile::tempdir().unwrap();
+        let files = vec![(PathBuf::from("e.ron"), "e".to_string())];
+        let res = Resources::merge(&[], &ResourceFlags::default()).unwrap();
+        let seeds: Vec<u64> = (0..8).collect();
+        let mut plan =
+            SweepPlan::new(Path::new("/bin/x"), tmp.path(), "S", &files, &seeds, res).unwrap();
+        plan.submissions.push(Submission {
+            job_id: "7".into(),
+            indices: (0..7).collect(),
+            submitted: String::new(),
+        });
+        let dir = |i: usize| plan.tasks[i].run_dir.clone();
+        record(&dir(0), "finished", 100);
+        record(&dir(1), "running", 50); // queued as running
+                                        // 2: no run folder, pending
+        record(&dir(3), "interrupted", 50); // requeued: pending again
+        record(&dir(4), "interrupted", 50); // job gone
+        record(&dir(5), "running", 20); // job gone: killed
+                                        // 6: no folder, job gone: cancelled before it started
+                                        // 7: never submitted
+        let mut q = QueueView::default();
+        q.queued.insert("7_1".into(), Queued::Running);
+        q.queued.insert("7_2".into(), Queued::Pending);
+        q.queued.insert("7_3".into(), Queued::Pending);
+        let states: Vec<TaskState> = task_states(&plan, Some(&q))
+            .iter()
+            .map(|s| s.state)
+            .collect();
+        use TaskState::*;
+        assert_eq!(
+            states,
+            [
+                Finished,
+                Running,
+                Pending,
+                Pending,
+                Interrupted,
+                Stopped,
+                Cancelled,
+                Unsubmitted
+            ]
+        );
+        let details = task_states(&plan, Some(&q));
+        assert_eq!(details[1].detail, "in Slurm job 7_1 at step 50");
+        assert_eq!(details[3].detail, "in Slurm job 7_3 (requeued)");
+        assert!(
+            details[6].detail.contains("cancelled before it started"),
+            "{}",
+            details[6].detail
+        );
+        let resubmit: Vec<usize> = details
+            .iter()
+            .filter(|s| s.state.resubmittable())
+            .map(|s| s.index)
+            .collect();
+        assert_eq!(resubmit, [4, 5, 6, 7]);
+        // Without the queue: an unfinished run without a final state is unknown, not missing.
+        let states: Vec<TaskState> = task_states(&plan, None).iter().map(|s| s.state).collect();
+        assert_eq!(
+            states,
+            [
+                Finished,
+                Unknown,
+                Unknown,
+                Interrupted,
+                Interrupted,
+                Unknown,
+                Unknown,
+                Unsubmitted
+            ]
+        );
+        // A time limit named in Slurm's output file.
+        let out = plan.sweep_dir.join(OUTPUT_DIR);
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(
+            out.join("7_5.out"),
+            "slurmstepd: error: *** JOB 7 ON n CANCELLED AT 2026 DUE TO TIME LIMIT ***\n",
+        )
+        .unwrap();
+        let s = &task_states(&plan, Some(&q))[5];
+        assert!(s.detail.contains("(time limit)"), "{}", s.detail);
+    }
+}
