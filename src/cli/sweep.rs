@@ -110,6 +110,11 @@ pub fn sweep(a: SweepArgs) -> anyhow::Result<()> {
         };
     }
     if a.launcher == Launcher::Slurm {
+        if a.metrics.is_some() {
+            anyhow::bail!(
+                "--metrics: a Slurm sweep's table comes later, from `slicedscore report SWEEP_DIR --metrics …`"
+            );
+        }
         let launched = slurm::launch(&a.files, &a.seeds, &a.logs, &a.flags(), a.dry_run)?;
         return print_launched(&launched, a.dry_run);
     }
