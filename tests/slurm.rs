@@ -484,3 +484,55 @@ fn an_array_task_started_again_continues_its_run_exactly() {
         text(&out.stderr)
     );
 }
+
+/// Runs `slicedscore args` with `PATH` emptied (no Slurm commands) and
+/// returns (exit code, stdout, stderr).
+fn without_slurm(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = binary().env("PATH", "").args(args).output().unwrap();
+    (out.status.code(), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn dry_runs_print_the_script_and_errors_name_the_flag_or_command() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = experiments(tmp.path()).remove(0);
+    let logs = tmp.path().join("logs");
+    let base = ["sweep", s(&file), "--seeds", "0,1", "--logs", s(&logs)];
+    fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+        [base, more].concat()
+    }
+
+    let (code, script, err) = without_slurm(&with(
+        &base,
+        &["--launcher", "slurm", "--dry-run", "--time", "90"],
+    ));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(script.starts_with("#!/bin/bash\n"), "{script}");
+    for line in [
+        "#SBATCH --array=0-1",
+        "#SBATCH --time=0-01:30:00",
+        "#SBATCH --hold",
+        "--resume-existing",
+    ] {
+        assert!(script.contains(line), "no `{line}` in:\n{script}");
+    }
+    assert!(!script.contains("--gpus-per-task"), "{script}");
+    assert!(!logs.exists(), "a dry run writes nothing");
+
+    let (code, _, err) = without_slurm(&with(&base, &["--launcher", "slurm"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("`sbatch` not found") && err.contains("--dry-run"),
+        "{err}"
+    );
+    let (code, _, err) = without_slurm(&with(&base, &["--launcher", "slurm", "--time", "1h"]));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("--time: \"1h\" is not a Slurm time"), "{err}");
+    let (code, _, err) = without_slurm(&with(&base, &["--partition", "gpu"]));
+    assert_eq!(code, Some(1));
+    assert!(
+        err.contains("--partition only applies to `--launcher slurm`"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
