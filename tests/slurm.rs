@@ -359,40 +359,50 @@ fn requeued_task_continues(dir: &Path) {
     }
     let task = format!("{job}_0");
     slurm("scontrol", &["requeue", &task]);
-    // Slurm delays a requeued job's start (BeginTime); start it now.
+    // Slurm delays a requeued job's start (BeginTime): start it now, once
+    // it is pending again (until then the update is refused).
+    let out = sweep.join("slurm").join(format!("{task}.out"));
     let start = Instant::now();
-    while !slurm(
-        "squeue",
-        &[
-            "--noheader",
-            "--array",
-            "--format=%T",
-            &format!("--jobs={job}"),
-        ],
-    )
-    .contains("PENDING")
-    {
+    loop {
+        let log = std::fs::read_to_string(&out).unwrap_or_default();
+        if log.matches(" task 0 on ").count() >= 2 {
+            break;
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "{task} was not requeued"
+            start.elapsed() < Duration::from_secs(60),
+            "{task} did not start again after the requeue:\n{log}"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        let _ = sh(
+            "scontrol",
+            &["update", &format!("JobId={task}"), "StartTime=now"],
+        );
+        std::thread::sleep(Duration::from_millis(200));
     }
-    let rec = read_json(&run_dir.join("metrics.json"));
-    assert_eq!(
-        rec["status"], "interrupted",
-        "the requeue's SIGTERM stops the run cleanly: {rec}"
-    );
-    slurm(
-        "scontrol",
-        &["update", &format!("JobId={task}"), "StartTime=now"],
-    );
-    wait_for(&job, &sweep);
-    let log = std::fs::read_to_string(sweep.join("slurm").join(format!("{task}.out"))).unwrap();
-    assert!(
-        log.contains("DUE TO JOB REQUEUE") && log.contains("continuing"),
-        "{log}"
-    );
+    let start = Instant::now();
+    loop {
+        let rec = std::fs::read_to_string(run_dir.join("metrics.json")).unwrap_or_default();
+        let (_, queued) = sh(
+            "squeue",
+            &["--noheader", "--array", &format!("--jobs={job}")],
+        );
+        if rec.contains("\"finished\"") && !queued.contains(&task) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "{task} did not finish after the requeue:\n{}",
+            std::fs::read_to_string(&out).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = std::fs::read_to_string(&out).unwrap();
+    for said in ["DUE TO JOB REQUEUE", "interrupted at step", "continuing"] {
+        assert!(
+            log.contains(said),
+            "no `{said}` in {}:\n{log}",
+            out.display()
+        );
+    }
     let continued = read_json(&run_dir.join("metrics.json"));
     assert_eq!(continued["status"], "finished", "{log}");
     let whole = dir.join("whole");
