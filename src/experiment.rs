@@ -221,6 +221,11 @@ pub struct Experiment {
     /// [`crate::train::selection`]).
     #[serde(default, skip_serializing_if = "Selection::is_task")]
     pub selection: Selection,
+    /// What a Slurm array task running this experiment asks for, used by
+    /// `sweep --launcher slurm` (default: none; see
+    /// [`crate::sweep::slurm::SlurmSettings`]). Not part of the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<crate::sweep::slurm::SlurmSettings>,
     /// The folder relative data paths were resolved against (the
     /// experiment file's folder), when the experiment was read from a file.
     #[serde(skip)]
@@ -386,6 +391,9 @@ impl Experiment {
         }
         self.optimizer.validate()?;
         self.sampling.validate().map_err(|e| e.within("sampling"))?;
+        if let Some(s) = &self.slurm {
+            s.validate()?;
+        }
         if self.device == DeviceChoice::Cuda && !cfg!(feature = "cuda") {
             return Err(ConfigError::new(
                 "device",

@@ -20,7 +20,7 @@
 //!    data's own units map to the model's coordinates ([`data_map`]).
 //!
 //! 4. Around runs: [`sweep`] repeats experiments over seeds and tabulates
-//!    them (or reads finished runs), [`mod@bench`] measures cost against the
+//!    them (here, or as a Slurm job array; or reads finished runs), [`mod@bench`] measures cost against the
 //!    dimension, [`run_loader`] reloads a trained model, and [`targets`]
 //!    provides densities with closed-form scores for tasks and tests.
 //!

@@ -56,10 +56,13 @@ pub enum Command {
     Sample(sample::SampleArgs),
     /// Run every experiment file once per seed and print mean ± standard error
     /// of the test metrics; writes `logs/sweeps/<timestamp>/summary.{csv,json}`.
+    /// With --launcher slurm: submit the runs as one Slurm job array instead
+    /// (collect with `report SWEEP_DIR`, resubmit missing runs with --resubmit).
     Sweep(sweep::SweepArgs),
     /// Print the sweep table (mean ± standard error) from runs that already
     /// finished: each DIR is a run folder or an experiment's folder of runs
-    /// (`logs/<name>/`), one table row each. Trains nothing.
+    /// (`logs/<name>/`), one table row each, or the folder of a Slurm sweep
+    /// (its unfinished runs listed with their state). Trains nothing.
     Report(sweep::ReportArgs),
     /// Benchmarks.
     Bench {

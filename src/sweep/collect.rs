@@ -43,6 +43,7 @@ fn recorded_run(run_dir: &Path) -> SeedRun {
             run_dir: Some(run_dir.to_path_buf()),
             status: RunState::Failed,
             error: Some(format!("unreadable {}: {e}", path.display())),
+            waiting: None,
             metrics: BTreeMap::new(),
             dim: None,
             selected_by: None,
@@ -51,7 +52,7 @@ fn recorded_run(run_dir: &Path) -> SeedRun {
 }
 
 /// The table row entry of a readable record.
-fn run_of_record(run_dir: &Path, rec: &RunRecord) -> SeedRun {
+pub(crate) fn run_of_record(run_dir: &Path, rec: &RunRecord) -> SeedRun {
     let mut metrics = BTreeMap::new();
     for block in [&rec.test, &rec.best].into_iter().flatten() {
         for (k, v) in block.values() {
@@ -80,6 +81,7 @@ fn run_of_record(run_dir: &Path, rec: &RunRecord) -> SeedRun {
         run_dir: Some(run_dir.to_path_buf()),
         status: rec.status,
         error,
+        waiting: None,
         metrics,
         dim: Some(rec.dim),
         selected_by: Some(rec.selection_metric.clone()),

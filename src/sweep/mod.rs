@@ -10,9 +10,17 @@
 //! diverging loss, a panic) is recorded as failed for that seed and the sweep
 //! goes on. After every run `summary.csv` and `summary.json` are rewritten in
 //! `<logs>/sweeps/<timestamp>/`, so an interrupted sweep keeps what it has.
+//!
+//! `--launcher slurm` hands the same (file, seed) pairs to Slurm as one job
+//! array instead ([`slurm`]): a manifest ([`plan`]) in the sweep folder
+//! lists every task and its run folder, and `report` on that folder
+//! ([`tracked`]) gives the same table, listing runs that are not finished.
 
 pub mod collect;
+pub mod plan;
 pub mod report;
+pub mod slurm;
+pub mod tracked;
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -73,6 +81,17 @@ pub enum SweepError {
         /// Every recorded metric name.
         available: String,
     },
+    /// A sweep handed to Slurm could not be written or submitted.
+    #[error(transparent)]
+    Slurm(#[from] slurm::SlurmError),
+    /// A sweep folder's `plan.json` cannot be read.
+    #[error("{path}: {message} (not a plan written by `sweep --launcher slurm`?)")]
+    BadPlan {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The summary could not be written.
     #[error("{path}: {source}")]
     Io {
@@ -107,27 +126,7 @@ pub fn run_sweep(
     seeds: &[u64],
     opts: &SweepOptions,
 ) -> Result<SweepReport, SweepError> {
-    if files.is_empty() {
-        return Err(SweepError::Empty("no experiment files"));
-    }
-    if seeds.is_empty() {
-        return Err(SweepError::Empty("no seeds"));
-    }
-    for (i, s) in seeds.iter().enumerate() {
-        if seeds[..i].contains(s) {
-            return Err(SweepError::DuplicateSeed(*s));
-        }
-    }
-    // Parse everything first: a typo in the last file should not wait for hours.
-    let mut parsed = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f).map_err(|source| ExperimentError::Read {
-            path: f.clone(),
-            source,
-        })?;
-        let exp = Experiment::parse(&text, f)?;
-        parsed.push((f.clone(), exp, text));
-    }
+    let parsed = parse_files(files, seeds)?;
     let labels = labels(&parsed);
     let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S%.3f").to_string();
     let mut report = SweepReport {
@@ -196,12 +195,42 @@ pub fn run_sweep(
     Ok(report)
 }
 
+/// Checks the files and seeds of a sweep and parses every file (a typo in
+/// the last file should not wait for hours): `(path, experiment, text)`.
+pub(crate) fn parse_files(
+    files: &[PathBuf],
+    seeds: &[u64],
+) -> Result<Vec<(PathBuf, Experiment, String)>, SweepError> {
+    if files.is_empty() {
+        return Err(SweepError::Empty("no experiment files"));
+    }
+    if seeds.is_empty() {
+        return Err(SweepError::Empty("no seeds"));
+    }
+    for (i, s) in seeds.iter().enumerate() {
+        if seeds[..i].contains(s) {
+            return Err(SweepError::DuplicateSeed(*s));
+        }
+    }
+    let mut parsed = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(f).map_err(|source| ExperimentError::Read {
+            path: f.clone(),
+            source,
+        })?;
+        let exp = Experiment::parse(&text, f)?;
+        parsed.push((f.clone(), exp, text));
+    }
+    Ok(parsed)
+}
+
 fn run_one(file: &Path, text: &str, seed: u64, opts: &SweepOptions) -> SeedRun {
     let mut run = SeedRun {
         seed,
         run_dir: None,
         status: RunState::Failed,
         error: None,
+        waiting: None,
         metrics: BTreeMap::new(),
         dim: None,
         selected_by: None,

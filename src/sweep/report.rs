@@ -24,6 +24,10 @@ pub struct SeedRun {
     pub status: RunState,
     /// Why it failed.
     pub error: Option<String>,
+    /// Where a run that has not ended yet stands (a sweep task pending or
+    /// running in Slurm): neither finished nor failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
     /// Every reportable metric of a finished run (`test/…`, `val/…`, `train/…`).
     pub metrics: BTreeMap<String, f64>,
     /// Dimension of the points the model scored (the task's `dim`, e.g. the
@@ -37,7 +41,12 @@ pub struct SeedRun {
 impl SeedRun {
     /// Whether the run finished.
     pub fn ok(&self) -> bool {
-        self.error.is_none()
+        self.error.is_none() && self.waiting.is_none()
+    }
+
+    /// Whether the run failed (it ended without finishing).
+    pub fn failed(&self) -> bool {
+        self.error.is_some()
     }
 }
 
@@ -108,7 +117,16 @@ impl SweepRow {
     pub fn failed_seeds(&self) -> Vec<u64> {
         self.runs
             .iter()
-            .filter(|r| !r.ok())
+            .filter(|r| r.failed())
+            .map(|r| r.seed)
+            .collect()
+    }
+
+    /// Seeds whose run has not ended yet.
+    pub fn waiting_seeds(&self) -> Vec<u64> {
+        self.runs
+            .iter()
+            .filter(|r| r.waiting.is_some())
             .map(|r| r.seed)
             .collect()
     }
@@ -130,21 +148,31 @@ pub struct SweepReport {
 impl SweepReport {
     /// Whether any run failed.
     pub fn any_failed(&self) -> bool {
-        self.rows.iter().any(|r| r.finished() < r.runs.len())
+        self.failed_runs() > 0
     }
 
     /// Number of failed runs.
     pub fn failed_runs(&self) -> usize {
-        self.rows.iter().map(|r| r.runs.len() - r.finished()).sum()
+        self.rows.iter().map(|r| r.failed_seeds().len()).sum()
+    }
+
+    /// Number of runs that have not ended yet.
+    pub fn waiting_runs(&self) -> usize {
+        self.rows.iter().map(|r| r.waiting_seeds().len()).sum()
     }
 
     /// The summary table: one row per experiment file, one column per metric,
     /// cells `mean ± standard error` over the finished seeds, then the errors
-    /// of failed runs.
+    /// of failed runs (and an `unfinished` column and list when some runs
+    /// have not ended yet).
     pub fn table(&self) -> String {
+        let any_waiting = self.waiting_runs() > 0;
         let mut header = vec!["experiment".to_string(), "n".to_string()];
         header.extend(self.metrics.iter().cloned());
         header.push("failed".to_string());
+        if any_waiting {
+            header.push("unfinished".to_string());
+        }
         let mut lines = vec![header];
         for row in &self.rows {
             let n = row.finished();
@@ -159,24 +187,29 @@ impl SweepReport {
                             format!("{s} (n={})", c.n)
                         }
                     }
-                    _ if n == 0 => "failed".to_string(),
+                    _ if n == 0 && row.waiting_seeds().is_empty() => "failed".to_string(),
                     _ => "–".to_string(),
                 };
                 line.push(cell);
             }
-            let failed = row.failed_seeds();
-            line.push(if failed.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "seed {}",
-                    failed
-                        .iter()
-                        .map(|s| s.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            });
+            let seeds = |seeds: Vec<u64>| {
+                if seeds.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "seed {}",
+                        seeds
+                            .iter()
+                            .map(|s| s.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            };
+            line.push(seeds(row.failed_seeds()));
+            if any_waiting {
+                line.push(seeds(row.waiting_seeds()));
+            }
             lines.push(line);
         }
         let mut out = format!(
@@ -193,7 +226,7 @@ impl SweepReport {
             .rows
             .iter()
             .flat_map(|row| {
-                row.runs.iter().filter(|r| !r.ok()).map(move |r| {
+                row.runs.iter().filter(|r| r.failed()).map(move |r| {
                     format!(
                         "  {} seed {}: {}",
                         row.label,
@@ -208,6 +241,16 @@ impl SweepReport {
             for f in failures {
                 out.push_str(&f);
                 out.push('\n');
+            }
+        }
+        if any_waiting {
+            out.push_str("unfinished runs:\n");
+            for row in &self.rows {
+                for r in &row.runs {
+                    if let Some(w) = &r.waiting {
+                        out.push_str(&format!("  {} seed {}: {w}\n", row.label, r.seed));
+                    }
+                }
             }
         }
         out

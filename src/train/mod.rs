@@ -32,6 +32,7 @@ pub mod interrupt;
 mod looping;
 pub mod optim;
 pub mod record;
+pub mod requeue;
 pub mod run_dir;
 pub mod selection;
 pub mod step;
