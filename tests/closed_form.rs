@@ -18,7 +18,7 @@ use slicedscore::objective::{LossContext, Objective};
 use slicedscore::projection::Projection;
 
 const D: usize = 3;
-const SOLVED: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6, alpha: Solved)}"#;
+const SOLVED: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6, alpha: Solved, train_base_std: true)}"#;
 
 #[test]
 fn the_positive_definite_solve_matches_finite_differences() {

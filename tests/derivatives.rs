@@ -267,8 +267,8 @@ fn mlp_input_gradient_matches_finite_differences() {
 }
 
 const MODELS: [&str; 7] = [
-    r#"{"dkef": (features: 5, layers: 2, inducing_points: 4, alpha: Trained)}"#,
-    r#"{"dkef": (features: 4, layers: 1, inducing_points: 3, log10_bandwidths: [0.3], skip: false, activation: Tanh, alpha: Trained)}"#,
+    r#"{"dkef": (features: 5, layers: 2, inducing_points: 4, alpha: Trained, train_base_std: true)}"#,
+    r#"{"dkef": (features: 4, layers: 1, inducing_points: 3, log10_bandwidths: [0.3], skip: false, activation: Tanh, alpha: Trained, train_base_std: true)}"#,
     r#"{"mlp_energy": (hidden: [6, 5], activation: Softplus)}"#,
     r#"{"mlp_energy": (hidden: [6], activation: Tanh)}"#,
     r#"{"mlp_score": (hidden: [6, 5], activation: Swish)}"#,

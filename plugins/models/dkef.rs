@@ -6,8 +6,8 @@
 //! with `φ` a feature MLP (dense softplus layers, all activated, plus a
 //! bias-free linear skip from the input), `L` inducing points `z_l`, a
 //! mixture of `K` Gaussian kernels with weights `w = softmax(β)` and
-//! bandwidth exponents `ℓ_k`, and a Gaussian base `q₀ = N(0, s²I)` with
-//! trainable `s`.
+//! bandwidth exponents `ℓ_k`, and a Gaussian base `q₀ = N(0, s²I)` (`s`
+//! fixed at 2 as in the original code, or trained with `train_base_std`).
 //!
 //! `alpha: Solved` (the default, as the paper and the original code train
 //! it): `α` is not trained. Each training step solves
@@ -96,9 +96,15 @@ pub struct DkefConfig {
     /// Initial bandwidth exponents `ℓ_k`, one kernel each (default `[0, 0.5185, 1]`).
     #[serde(default = "default_bandwidths")]
     pub log10_bandwidths: Vec<f64>,
-    /// Initial standard deviation `s` of the base `q₀ = N(0, s²I)` (default 2).
+    /// Standard deviation `s` of the base `q₀ = N(0, s²I)` (default 2; at
+    /// start when `train_base_std`).
     #[serde(default = "default_base_std")]
     pub base_std: f64,
+    /// Train `s` with the rest (default false: fixed, as the original code
+    /// keeps `q₀ = N(0, 2²I)`; a trained `s` can spread the base far beyond
+    /// the data, which score matching does not see and the likelihood does).
+    #[serde(default)]
+    pub train_base_std: bool,
     /// Feature activation (default `Softplus`).
     #[serde(default)]
     pub activation: Activation,
@@ -208,7 +214,11 @@ impl Dkef {
             alpha,
             log10_bandwidth: Param::from_host(dev, &cfg.log10_bandwidths, 1, k),
             kernel_logits: Param::filled(dev, 1, k, 0.0),
-            log_base_std: Param::filled(dev, 1, 1, cfg.base_std.ln()),
+            log_base_std: if cfg.train_base_std {
+                Param::filled(dev, 1, 1, cfg.base_std.ln())
+            } else {
+                Param::buffer(dev.filled(1, 1, cfg.base_std.ln()))
+            },
             log10_ridge,
             kernel_cols: (0..k).map(|i| Arc::from(vec![i])).collect(),
         }
@@ -585,6 +595,6 @@ crate::register_plugin!(
     ModelConfig,
     "dkef",
     "deep kernel exponential family: kernel mixture on learned features, inducing points, Gaussian base",
-    "(features: 30, layers: 3, inducing_points: 200, log10_bandwidths: [0.0, 0.5185, 1.0], base_std: 2.0, alpha: Solved, log10_ridge: -2.0)",
+    "(features: 30, layers: 3, inducing_points: 200, log10_bandwidths: [0.0, 0.5185, 1.0], base_std: 2.0, train_base_std: false, alpha: Solved, log10_ridge: -2.0)",
     DkefConfig
 );
