@@ -402,3 +402,22 @@ impl Needs {
         None
     }
 }
+
+/// `log p̃` of every row of row-major `x` (`n × dim`), `chunk_rows` rows
+/// per inference graph; `None` when the model has no log-density.
+pub fn log_densities_in_chunks(
+    dev: &Device,
+    model: &dyn ScoreModel,
+    x: &[f64],
+    dim: usize,
+    chunk_rows: usize,
+) -> Option<Vec<f64>> {
+    let energy = model.as_energy()?;
+    let mut out = Vec::with_capacity(x.len() / dim.max(1));
+    for chunk in x.chunks(chunk_rows.max(1) * dim.max(1)) {
+        let mut g = Graph::inference(dev);
+        let m = g.constant(chunk.to_vec(), chunk.len() / dim, dim);
+        out.extend(energy.log_density(&mut g, &m).to_host());
+    }
+    Some(out)
+}

@@ -121,15 +121,7 @@ impl Density for ModelDensity<'_> {
     }
 
     fn log_densities(&self, x: &[f64]) -> Option<Vec<f64>> {
-        let energy = self.model.as_energy()?;
-        let d = self.dim();
-        let mut out = Vec::with_capacity(x.len() / d);
-        for chunk in x.chunks(ROWS_PER_CALL * d) {
-            let mut g = Graph::inference(self.dev);
-            let m = g.constant(chunk.to_vec(), chunk.len() / d, d);
-            out.extend(energy.log_density(&mut g, &m).to_host());
-        }
-        Some(out)
+        crate::model::log_densities_in_chunks(self.dev, self.model, x, self.dim(), ROWS_PER_CALL)
     }
 }
 

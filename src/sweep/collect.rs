@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::report::{chosen_metrics, labels, summarise, SeedRun, SweepReport, SweepRow};
+use super::report::{labels, summarise_requested, SeedRun, SweepReport, SweepRow};
 use super::SweepError;
 use crate::experiment::Experiment;
 use crate::train::record::{RunRecord, RunState};
@@ -139,17 +139,7 @@ pub fn report_runs(
             cells: BTreeMap::new(),
         })
         .collect();
-    let chosen = chosen_metrics(&rows, metrics);
-    let unknown = super::unknown_metrics(&rows, &chosen);
-    if !unknown.is_empty() {
-        return Err(SweepError::UnknownMetric {
-            unknown: unknown.join(", "),
-            available: super::available_metrics(&rows).join(", "),
-        });
-    }
-    for row in &mut rows {
-        summarise(row, &chosen);
-    }
+    let chosen = summarise_requested(&mut rows, metrics)?;
     let mut seeds: Vec<u64> = rows
         .iter()
         .flat_map(|r| r.runs.iter().map(|s| s.seed))

@@ -486,6 +486,29 @@ pub fn unknown_metrics(rows: &[SweepRow], chosen: &[String]) -> Vec<String> {
 
 /// The metrics to report: the requested ones, or every `test/*` metric
 /// present in all finished runs (sorted).
+/// Summarises every row over the requested metrics (all recorded `test/*`
+/// when none are requested) and returns the metrics chosen.
+///
+/// # Errors
+/// A requested metric that no run recorded.
+pub(crate) fn summarise_requested(
+    rows: &mut [SweepRow],
+    requested: &Option<Vec<String>>,
+) -> Result<Vec<String>, super::SweepError> {
+    let chosen = chosen_metrics(rows, requested);
+    let unknown = super::unknown_metrics(rows, &chosen);
+    if !unknown.is_empty() {
+        return Err(super::SweepError::UnknownMetric {
+            unknown: unknown.join(", "),
+            available: super::available_metrics(rows).join(", "),
+        });
+    }
+    for row in rows.iter_mut() {
+        summarise(row, &chosen);
+    }
+    Ok(chosen)
+}
+
 pub(crate) fn chosen_metrics(rows: &[SweepRow], requested: &Option<Vec<String>>) -> Vec<String> {
     if let Some(r) = requested {
         return r.iter().map(|m| metric_key(m)).collect();

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::collect::run_of_record;
 use super::plan::{PlannedTask, SweepPlan};
-use super::report::{chosen_metrics, labels, summarise, SeedRun, SweepReport, SweepRow};
+use super::report::{labels, summarise_requested, SeedRun, SweepReport, SweepRow};
 use super::slurm::queue::{QueueView, Queued};
 use super::slurm::script::OUTPUT_DIR;
 use super::SweepError;
@@ -334,17 +334,7 @@ pub fn report_sweep(
             cells: BTreeMap::new(),
         })
         .collect();
-    let chosen = chosen_metrics(&rows, metrics);
-    let unknown = super::unknown_metrics(&rows, &chosen);
-    if !unknown.is_empty() {
-        return Err(SweepError::UnknownMetric {
-            unknown: unknown.join(", "),
-            available: super::available_metrics(&rows).join(", "),
-        });
-    }
-    for row in &mut rows {
-        summarise(row, &chosen);
-    }
+    let chosen = summarise_requested(&mut rows, metrics)?;
     let report = SweepReport {
         sweep_dir: plan.sweep_dir.clone(),
         seeds: plan.seeds.clone(),

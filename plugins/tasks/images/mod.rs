@@ -313,13 +313,7 @@ pub fn log_densities(
     x: &[f64],
     dim: usize,
 ) -> Option<Vec<f64>> {
-    let mut out = Vec::with_capacity(x.len() / dim);
-    for chunk in x.chunks(LL_ROWS * dim) {
-        let mut g = crate::autodiff::Graph::inference(dev);
-        let xm = g.constant(chunk.to_vec(), chunk.len() / dim, dim);
-        out.extend(model.as_energy()?.log_density(&mut g, &xm).to_host());
-    }
-    Some(out)
+    crate::model::log_densities_in_chunks(dev, model, x, dim, LL_ROWS)
 }
 
 /// `n` samples of `model` (whose coordinates are `transform` of

@@ -17,6 +17,7 @@ use crate::task::{Artifact, Metrics, Split};
 use super::data::{BinaryImages, DataConfig};
 use super::evaluation::{ais_metrics, image_artifacts, EvalConfig};
 use super::networks::{Codes, Decoder, Encoder, EncoderKind, NetConfig};
+use super::scores::ScoreEstimate;
 
 /// The [`crate::task::Task`] methods both latent-variable tasks delegate to
 /// their [`Autoencoder`] (a field `ae`, with `description` beside it):
@@ -334,6 +335,35 @@ pub fn half_square_norm(g: &mut Graph, z: &Mat) -> Mat {
     let sq = g.square(z);
     let s = g.sum_cols(&sq);
     g.scale(&s, 0.5)
+}
+
+/// The step's loss `recon + weight · mean(½‖z‖² + ŝ(z)·z)` (the
+/// entropy or KL term's surrogate, `ŝ` a stop-gradient score estimate),
+/// plus a trained score model's own loss when there is one (logged as
+/// `score_model_loss` in `last`).
+pub fn surrogate_loss(
+    g: &mut Graph,
+    recon: &Mat,
+    z: &Mat,
+    estimate: ScoreEstimate,
+    weight: f64,
+    last: &mut Metrics,
+) -> Mat {
+    let prior = half_square_norm(g, z);
+    let dot = score_dot(g, estimate.scores, z);
+    let per = g.add(&prior, &dot);
+    let term = g.mean_all(&per);
+    let term = if weight == 1.0 {
+        term
+    } else {
+        g.scale(&term, weight)
+    };
+    let mut loss = g.add(recon, &term);
+    if let Some(l) = estimate.model_loss {
+        last.insert("score_model_loss".into(), l.scalar());
+        loss = g.add(&loss, &l);
+    }
+    loss
 }
 
 /// `ŝ · z` per row (`n × 1`) for constant scores `ŝ` (host, same layout as

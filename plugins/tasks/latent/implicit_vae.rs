@@ -36,7 +36,7 @@ use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
 use crate::task::{Metrics, ModelUse, OwnTraining, ScoreSchedule, ScoreSource, Task, TaskError};
 
-use super::autoencoder::{gaussian_kl, half_square_norm, score_dot, Autoencoder};
+use super::autoencoder::{gaussian_kl, surrogate_loss, Autoencoder};
 use super::data::DataConfig;
 use super::evaluation::EvalConfig;
 use super::networks::{Decoder, EncoderKind, NetConfig};
@@ -152,16 +152,7 @@ impl OwnTraining for ImplicitVae {
         let latent = self.ae.latent;
         let context = Some((&b.x[..], self.ae.data.dim(), k));
         let est = estimate_scores(g, scores, rng, &z_host, latent, context, n)?;
-        let prior = half_square_norm(g, z);
-        let ent = score_dot(g, est.scores, z);
-        let per = g.add(&prior, &ent);
-        let rest = g.mean_all(&per);
-        let mut loss = g.add(&recon, &rest);
-        if let Some(l) = est.model_loss {
-            self.last.insert("score_model_loss".into(), l.scalar());
-            loss = g.add(&loss, &l);
-        }
-        Ok(loss)
+        Ok(surrogate_loss(g, &recon, z, est, 1.0, &mut self.last))
     }
 
     fn train_scalars(&self) -> Metrics {

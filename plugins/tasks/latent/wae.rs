@@ -28,7 +28,7 @@ use crate::model::ModelSlot;
 use crate::registry::TaskConfig;
 use crate::task::{Metrics, OwnTraining, ScoreSchedule, ScoreSource, Task, TaskError};
 
-use super::autoencoder::{half_square_norm, score_dot, Autoencoder};
+use super::autoencoder::{surrogate_loss, Autoencoder};
 use super::data::DataConfig;
 use super::evaluation::EvalConfig;
 use super::networks::{EncoderKind, NetConfig};
@@ -129,17 +129,14 @@ impl OwnTraining for Wae {
         let z = &b.codes.z;
         let z_host = z.to_host();
         let est = estimate_scores(g, scores, rng, &z_host, self.ae.latent, None, 1)?;
-        let prior = half_square_norm(g, z);
-        let kl = score_dot(g, est.scores, z);
-        let per = g.add(&prior, &kl);
-        let reg = g.mean_all(&per);
-        let reg = g.scale(&reg, self.lambda);
-        let mut loss = g.add(&recon, &reg);
-        if let Some(l) = est.model_loss {
-            self.last.insert("score_model_loss".into(), l.scalar());
-            loss = g.add(&loss, &l);
-        }
-        Ok(loss)
+        Ok(surrogate_loss(
+            g,
+            &recon,
+            z,
+            est,
+            self.lambda,
+            &mut self.last,
+        ))
     }
 
     fn train_scalars(&self) -> Metrics {

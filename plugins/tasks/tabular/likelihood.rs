@@ -16,7 +16,6 @@
 use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 
-use crate::autodiff::Graph;
 use crate::device::Device;
 use crate::model::ScoreModel;
 
@@ -54,15 +53,7 @@ pub fn log_densities(
     x: &[f64],
     dim: usize,
 ) -> Option<Vec<f64>> {
-    let mut out = Vec::with_capacity(x.len() / dim);
-    for chunk in x.chunks(CHUNK_ROWS * dim) {
-        let mut g = Graph::inference(dev);
-        let rows = chunk.len() / dim;
-        let m = g.constant(chunk.to_vec(), rows, dim);
-        let lp = model.as_energy()?.log_density(&mut g, &m);
-        out.extend(lp.to_host());
-    }
-    Some(out)
+    crate::model::log_densities_in_chunks(dev, model, x, dim, CHUNK_ROWS)
 }
 
 /// `log (1/n) Σ exp(aᵢ)`, stable; `−∞` for an empty slice or all `−∞`.
