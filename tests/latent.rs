@@ -378,9 +378,12 @@ fn settings_that_do_not_fit_are_errors() {
     assert!(e.contains("val.points"), "{e}");
 }
 
+/// Parameter values, one vector per parameter.
+type Values = Vec<Vec<f64>>;
+
 /// One training step of a small VAE experiment with `schedule`; returns the
 /// score network's and the autoencoder's parameters before and after.
-fn one_step(schedule: &str) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
+fn one_step(schedule: &str) -> (Values, Values, Values, Values) {
     use slicedscore::model::ModelSlot;
     use slicedscore::nn::module::trainable_values;
     use slicedscore::train::optim::Optimizer;
@@ -394,7 +397,7 @@ fn one_step(schedule: &str) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Vec<f64>>, Vec
     );
     let exp = Experiment::parse(&text, Path::new("alt.ron")).unwrap();
     let mut built = exp.build().unwrap();
-    let host = |v: Vec<slicedscore::device::Mat>| -> Vec<Vec<f64>> {
+    let host = |v: Vec<slicedscore::device::Mat>| -> Values {
         v.iter().map(|m| m.to_host()).collect()
     };
     let model_params = |b: &slicedscore::experiment::Built| match &b.model {
