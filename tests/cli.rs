@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::{run_binary, s, text, write_file, ExpSpec};
+use common::{run_binary, s, success_stdout, text, write_file, ExpSpec};
 use slicedscore::registry::{
     names, ComponentKind, ModelConfig, ObjectiveConfig, ProjectionConfig, TaskConfig,
 };
@@ -14,15 +14,7 @@ use slicedscore::run_loader::{load_model, Which};
 
 /// Runs `args`, expects success and returns stdout.
 fn ok(args: &[&str]) -> String {
-    let out = run_binary(args);
-    assert!(
-        out.status.success(),
-        "slicedscore {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    success_stdout(args, &run_binary(args))
 }
 
 /// Runs `args`, expects a clean failure (non-zero exit, no panic) and

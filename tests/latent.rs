@@ -397,9 +397,8 @@ fn one_step(schedule: &str) -> (Values, Values, Values, Values) {
     );
     let exp = Experiment::parse(&text, Path::new("alt.ron")).unwrap();
     let mut built = exp.build().unwrap();
-    let host = |v: Vec<slicedscore::device::Mat>| -> Values {
-        v.iter().map(|m| m.to_host()).collect()
-    };
+    let host =
+        |v: Vec<slicedscore::device::Mat>| -> Values { v.iter().map(|m| m.to_host()).collect() };
     let model_params = |b: &slicedscore::experiment::Built| match &b.model {
         ModelSlot::Trained(m) => host(trainable_values(&**m)),
         _ => panic!("a trained score network"),

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{binary, read_json, s, text, write_file, ExpSpec};
+use common::{binary, read_json, s, success_stdout, text, write_file, ExpSpec};
 
 /// Runs `slicedscore args` (one Rayon thread, as each Slurm task gets) and
 /// returns stdout, failing with both streams otherwise.
@@ -27,14 +27,7 @@ fn ok(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("slicedscore starts");
-    assert!(
-        out.status.success(),
-        "slicedscore {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    success_stdout(args, &out)
 }
 
 /// Runs a command and returns (success, stdout + stderr).

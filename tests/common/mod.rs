@@ -507,3 +507,16 @@ pub fn text(bytes: &[u8]) -> String {
 pub fn s(p: &std::path::Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// The stdout of a finished `slicedscore args`, failing the test with both
+/// streams when it did not succeed.
+pub fn success_stdout(args: &[&str], out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "slicedscore {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
