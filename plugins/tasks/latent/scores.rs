@@ -4,8 +4,10 @@
 //! conditional score network, the images they came from, go to
 //! [`estimate_scores`]. A *trained* model (a score network `h(z)` or
 //! `h(z | x)`) adds its objective's loss on these codes to the step's loss
-//! (so it trains alongside, one step per step) and gives its score on an
-//! inference graph. A model *fitted from samples* (the kernel estimators) is
+//! and gives its score on an inference graph; the training step decides
+//! whose parameters that loss updates (the score network's alone first,
+//! then the autoencoder's, under the default alternating schedule:
+//! [`crate::task::ScoreSchedule`]). A model *fitted from samples* (the kernel estimators) is
 //! refitted on every group of codes (the `k` codes of one image for a VAE,
 //! the whole minibatch for a WAE) and gives its estimates at them. Either
 //! way the scores come back as host values: a stop-gradient constant.
