@@ -51,7 +51,7 @@ pub fn csv_number(x: f64) -> String {
 }
 
 /// `mean ± se` rounded to the standard error's second significant digit
-/// (the format of [`SweepReport::table`]); `mean ± n/a` when `se` is not
+/// (the format of [`SweepReport::table`](crate::sweep::SweepReport::table)); `mean ± n/a` when `se` is not
 /// finite (one run).
 pub fn format_mean_se(mean: f64, se: f64) -> String {
     if !mean.is_finite() {

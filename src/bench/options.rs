@@ -61,7 +61,7 @@ pub struct ScalingOptions {
     /// Untimed steps before them.
     pub warmup: usize,
     /// Time budget of one cell in seconds: once the timed steps have used it
-    /// (and at least [`MIN_TIMED_STEPS`] ran), the cell stops early; warm-up
+    /// (and at least [`MIN_TIMED_STEPS`](super::MIN_TIMED_STEPS) ran), the cell stops early; warm-up
     /// stops after one step once it has used a quarter of it. Keeps exact SM
     /// at large `D` (tens of seconds a step) affordable.
     pub cell_budget_seconds: f64,

@@ -89,7 +89,7 @@ pub struct Ratio {
     pub value: f64,
 }
 
-/// What [`scaling`] measured.
+/// What [`scaling`](super::scaling) measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScalingReport {
     /// The model spec.

@@ -3,7 +3,7 @@
 //!
 //! Data flow: [`run_file`] reads and builds an experiment and hands it to
 //! [`train`], which claims a run folder of its own ([`run_dir`]), copies the
-//! experiment there and runs the loop ([`looping`]): batches → loss → one
+//! experiment there and runs the loop (`looping.rs`): batches → loss → one
 //! backward pass → optimizer step ([`step`]), with validation, checkpoints
 //! ([`checkpoint`]), TensorBoard scalars and `metrics.json` ([`record`]) at
 //! every evaluation. [`resume`] takes a run up again from its last
