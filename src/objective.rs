@@ -87,6 +87,18 @@ pub trait Objective {
     }
 }
 
+/// `shift` (`rows × D`, in the model's coordinates) widened with zero
+/// columns to `width`: a conditional model's context columns come after its
+/// own and a perturbation of the input leaves them alone.
+pub fn pad_to_width(g: &mut Graph, shift: &Mat, width: usize) -> Mat {
+    let d = shift.cols();
+    if width == d {
+        return shift.clone();
+    }
+    let own: std::sync::Arc<[usize]> = (0..d).collect();
+    g.scatter_cols(shift, &own, width)
+}
+
 /// Directions `v` for `rows` rows of dimension `dim`, from the projection.
 pub fn draw_directions(g: &Graph, ctx: &mut LossContext<'_>, rows: usize, dim: usize) -> Mat {
     let data = ctx.projection.sample(ctx.rng, rows, dim);

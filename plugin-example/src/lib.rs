@@ -45,7 +45,7 @@ use slicedscore::device::Mat;
 use slicedscore::device::Precision;
 use slicedscore::error::{require_at_least, require_positive, ConfigError};
 use slicedscore::model::ScoreModel;
-use slicedscore::objective::{draw_directions, LossContext, LossError, Objective};
+use slicedscore::objective::{draw_directions, pad_to_width, LossContext, LossError, Objective};
 use slicedscore::registry::ObjectiveConfig;
 
 /// The smallest step accepted for a model that computes in `f32`.
@@ -121,12 +121,7 @@ impl Objective for FdSsm {
         // The step moves the model's `d` coordinates; context columns of a
         // conditional model (after them) stay as they are.
         let step = g.scale(&v, self.eps);
-        let step = if width == d {
-            step
-        } else {
-            let own: std::sync::Arc<[usize]> = (0..d).collect();
-            g.scatter_cols(&step, &own, width)
-        };
+        let step = pad_to_width(g, &step, width);
         let plus = g.add(&xr, &step);
         let minus = g.sub(&xr, &step);
         let rows = n * m;

@@ -13,7 +13,7 @@ use crate::closed_form::CoefficientCriterion;
 use crate::device::Mat;
 use crate::error::{require_at_least, require_positive, ConfigError};
 use crate::model::ScoreModel;
-use crate::objective::{LossContext, LossError, Objective};
+use crate::objective::{pad_to_width, LossContext, LossError, Objective};
 use crate::registry::ObjectiveConfig;
 
 fn one() -> usize {
@@ -74,12 +74,7 @@ impl Objective for Dsm {
             .collect();
         let eps = g.constant(eps, rows, d);
         let shift = g.scale(&eps, self.sigma);
-        let shift = if width == d {
-            shift
-        } else {
-            let own: std::sync::Arc<[usize]> = (0..d).collect();
-            g.scatter_cols(&shift, &own, width)
-        };
+        let shift = pad_to_width(g, &shift, width);
         let xt = g.add(&xr, &shift);
         let target = g.scale(&eps, 1.0 / self.sigma);
         let s = model.score(g, &xt);
