@@ -74,6 +74,16 @@ pub trait LinearCoefficients {
     fn with_coefficients(&self, alpha: Mat) -> Box<dyn ScoreModel + '_>;
     /// Stores `alpha` (host values, `L`) as the model's coefficients.
     fn set_coefficients(&mut self, dev: &Device, alpha: &[f64]);
+    /// The basis' gradient Gram and its cross term with a residual field,
+    /// `(G, c)` (`L × L`, `L × 1`), means over the rows of `x`:
+    /// `G = mean_i Σ_d ∂_d k(x_i) ∂_d k(x_i)ᵀ` and
+    /// `c = mean_i Σ_d ∂_d k(x_i) (∂_d f₀(x_i) + extra_{i,d})`
+    /// (`extra`: `n × D`, or none), when the model forms them more cheaply
+    /// than [`gradient_gram_by_jets`]'s `D` basis directions. `None` (the
+    /// default): the criterion takes the basis jets.
+    fn gradient_gram(&self, _g: &mut Graph, _x: &Mat, _extra: Option<&Mat>) -> Option<(Mat, Mat)> {
+        None
+    }
 }
 
 /// Rows of the basis' derivative matrices one chunk of [`refit`] may hold.
@@ -117,10 +127,9 @@ pub fn quadratic_form(
             let v = draw_directions(g, &mut ctx, rows, dim);
             let (k, _) = model.basis_jets(g, Jet::along(x.clone(), v, JetKind::Second));
             let curv = column_means(g, &k.d2_or_zero(g), rows);
-            let (kg, f0g) = model.basis_jets(g, Jet::basis(x.clone(), 0, dim, JetKind::First));
-            let (d1, o1) = (kg.d1_or_zero(g), f0g.d1_or_zero(g));
-            let gram = gram(g, &d1, n);
-            let cross = cross(g, &d1, &o1, n);
+            let (gram, cross) = model
+                .gradient_gram(g, x, None)
+                .unwrap_or_else(|| gradient_gram_by_jets(g, model, x, dim, None));
             (gram, g.add(&curv, &cross))
         }
         CoefficientCriterion::Denoising {
@@ -137,27 +146,42 @@ pub fn quadratic_form(
             let eps: Vec<f64> = (0..rows * dim)
                 .map(|_| StandardNormal.sample(&mut *rng))
                 .collect();
-            // ε/σ direction-major (`D·rows × 1`), as the basis jet's rows.
-            let mut target = vec![0.0; rows * dim];
-            for r in 0..rows {
-                for j in 0..dim {
-                    target[j * rows + r] = eps[r * dim + j] / sigma;
-                }
-            }
+            // ε/σ divided on the host (`rows × D`).
+            let target: Vec<f64> = eps.iter().map(|e| e / sigma).collect();
+            let target = g.constant(target, rows, dim);
             let eps = g.constant(eps, rows, dim);
             let shift = g.scale(&eps, sigma);
             let xt = g.add(&xr, &shift);
-            let (k, f0) = model.basis_jets(g, Jet::basis(xt, 0, dim, JetKind::First));
-            let (d1, o1) = (k.d1_or_zero(g), f0.d1_or_zero(g));
-            let target = g.constant(target, rows * dim, 1);
-            let resid = g.add(&o1, &target);
-            // weight·‖d1 α + resid‖²: G = 2w d1ᵀd1, b = 2w d1ᵀ resid.
-            let gram = gram(g, &d1, rows);
+            // weight·‖∇k(x̃)ᵀα + ∇f₀(x̃) + ε/σ‖²: G = 2w·Gram, b = 2w·cross.
+            let (gram, cross) = model
+                .gradient_gram(g, &xt, Some(&target))
+                .unwrap_or_else(|| gradient_gram_by_jets(g, model, &xt, dim, Some(&target)));
             let gram = g.scale(&gram, 2.0 * weight);
-            let cross = cross(g, &d1, &resid, rows);
             (gram, g.scale(&cross, 2.0 * weight))
         }
     }
+}
+
+/// [`LinearCoefficients::gradient_gram`] from the basis jets along the `D`
+/// basis directions (`D·n` rows of `L` first derivatives): any model, cost
+/// and memory linear in `D`.
+pub fn gradient_gram_by_jets(
+    g: &mut Graph,
+    model: &dyn LinearCoefficients,
+    x: &Mat,
+    dim: usize,
+    extra: Option<&Mat>,
+) -> (Mat, Mat) {
+    let n = x.rows();
+    let (k, f0) = model.basis_jets(g, Jet::basis(x.clone(), 0, dim, JetKind::First));
+    let (d1, mut o1) = (k.d1_or_zero(g), f0.d1_or_zero(g));
+    if let Some(extra) = extra {
+        // `extra` direction-major (`D·n × 1`), as the basis jet's rows.
+        let t = g.transpose(extra);
+        let t = g.reshape(&t, dim * n, 1);
+        o1 = g.add(&o1, &t);
+    }
+    (gram(g, &d1, n), cross(g, &d1, &o1, n))
 }
 
 /// `d1ᵀd1 / count`.

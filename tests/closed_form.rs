@@ -11,7 +11,9 @@ use common::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use slicedscore::autodiff::Graph;
-use slicedscore::closed_form::{solve_in_graph, solved_loss, LinearCoefficients};
+use slicedscore::closed_form::{
+    gradient_gram_by_jets, solve_in_graph, solved_loss, LinearCoefficients,
+};
 use slicedscore::model::ScoreModel;
 use slicedscore::nn::module::trainable_values;
 use slicedscore::objective::{LossContext, Objective};
@@ -19,6 +21,10 @@ use slicedscore::projection::Projection;
 
 const D: usize = 3;
 const SOLVED: &str = r#"{"dkef": (features: 5, layers: 2, inducing_points: 6, alpha: Solved, train_base_std: true)}"#;
+/// Fewer features than inputs: the gradient Gram is formed in feature space.
+const NARROW: &str = r#"{"dkef": (features: 2, layers: 2, inducing_points: 6, alpha: Solved, train_base_std: true)}"#;
+/// Both routes to the gradient Gram.
+const SOLVED_MODELS: [&str; 2] = [SOLVED, NARROW];
 
 #[test]
 fn the_positive_definite_solve_matches_finite_differences() {
@@ -89,8 +95,8 @@ fn the_positive_definite_solve_matches_finite_differences() {
     }
 }
 
-fn solved_model(seed: u64) -> Box<dyn ScoreModel> {
-    model(SOLVED, D, seed)
+fn solved_model(spec: &str, seed: u64) -> Box<dyn ScoreModel> {
+    model(spec, D, seed)
 }
 
 fn coefficients(m: &dyn ScoreModel) -> &dyn LinearCoefficients {
@@ -114,8 +120,11 @@ fn loss_at(
 #[test]
 fn the_solved_coefficients_minimise_each_objectives_loss_plus_the_ridge() {
     let proj = projection(r#"{"rademacher": ()}"#);
-    for ospec in SCORE_OBJECTIVES {
-        let m = solved_model(5);
+    for (ospec, mspec) in SCORE_OBJECTIVES
+        .iter()
+        .flat_map(|o| SOLVED_MODELS.iter().map(move |m| (*o, *m)))
+    {
+        let m = solved_model(mspec, 5);
         let obj = objective(ospec);
         let criterion = obj.coefficient_criterion().expect("a criterion");
         let mut rng = ChaCha8Rng::seed_from_u64(6);
@@ -153,12 +162,12 @@ fn the_solved_coefficients_minimise_each_objectives_loss_plus_the_ridge() {
         let norm = |v: &[f64]| v.iter().map(|a| a * a).sum::<f64>().sqrt();
         assert!(
             norm(&at_zero) > 1e-3,
-            "{ospec}: the loss does not depend on α ({:e})",
+            "{ospec} on {mspec}: the loss does not depend on α ({:e})",
             norm(&at_zero)
         );
         assert!(
             norm(&at_solution) < 1e-6 * norm(&at_zero).max(1.0),
-            "{ospec}: ∇α at the solved α is {:e} (at 0: {:e}); α = {alpha:?}",
+            "{ospec} on {mspec}: ∇α at the solved α is {:e} (at 0: {:e}); α = {alpha:?}",
             norm(&at_solution),
             norm(&at_zero)
         );
@@ -194,8 +203,11 @@ fn gradients_through_the_solve_match_finite_differences() {
         .copied()
         .chain([r#"{"cp": ()}"#, r#"{"approx_bp": ()}"#])
         .collect();
-    for ospec in objectives {
-        let mut m = solved_model(7);
+    for (ospec, mspec) in objectives
+        .iter()
+        .flat_map(|o| SOLVED_MODELS.iter().map(move |m| (*o, *m)))
+    {
+        let mut m = solved_model(mspec, 7);
         let obj = objective(ospec);
         let mut rng = ChaCha8Rng::seed_from_u64(8);
         let batch = randn(&mut rng, 10 * D);
@@ -210,10 +222,14 @@ fn gradients_through_the_solve_match_finite_differences() {
             !names.iter().any(|n| n == "alpha"),
             "α is not trained: {names:?}"
         );
-        let checked = check_gradients_against(&mut *m, &grads, &mut rng, 6, ospec, |m| {
+        let label = format!("{ospec} on {mspec}");
+        let checked = check_gradients_against(&mut *m, &grads, &mut rng, 6, &label, |m| {
             step_loss(m, &*obj, &*proj, &batch, seed).0
         });
-        assert!(checked > 20, "{ospec}: only {checked} entries checked");
+        assert!(
+            checked > 20,
+            "{ospec} on {mspec}: only {checked} entries checked"
+        );
     }
 }
 
@@ -272,5 +288,83 @@ fn a_run_refits_the_coefficients_before_evaluating_and_checkpoints_them() {
     assert!(!test.is_empty());
     for (k, v) in test {
         assert!(v.as_f64().is_some_and(f64::is_finite), "{k} = {v}");
+    }
+}
+
+/// `Σᵢⱼ Gᵢⱼ Rᵢⱼ + Σᵢ cᵢ rᵢ` for fixed weights, and its parameter gradient.
+fn weighted_gram(
+    m: &dyn ScoreModel,
+    x: &[f64],
+    extra: Option<&[f64]>,
+    feature_space: bool,
+) -> (Vec<f64>, Vec<Vec<f64>>) {
+    let params = trainable_values(m);
+    let refs: Vec<&slicedscore::device::Mat> = params.iter().collect();
+    let mut g = Graph::tracking(&dev(), &refs);
+    let n = x.len() / D;
+    let xm = g.constant(x.to_vec(), n, D);
+    let extra = extra.map(|e| g.constant(e.to_vec(), n, D));
+    let lc = coefficients(m);
+    let (gram, cross) = if feature_space {
+        lc.gradient_gram(&mut g, &xm, extra.as_ref())
+            .expect("fewer features than inputs: the feature-space route")
+    } else {
+        gradient_gram_by_jets(&mut g, lc, &xm, D, extra.as_ref())
+    };
+    let l = lc.coefficient_count();
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let rg = g.constant(randn(&mut rng, l * l), l, l);
+    let rc = g.constant(randn(&mut rng, l), l, 1);
+    let a = g.mul(&gram, &rg);
+    let a = g.sum_all(&a);
+    let b = g.mul(&cross, &rc);
+    let b = g.sum_all(&b);
+    let total = g.add(&a, &b);
+    let mut values = gram.to_host();
+    values.extend(cross.to_host());
+    (
+        values,
+        g.backward(&total).iter().map(|m| m.to_host()).collect(),
+    )
+}
+
+#[test]
+fn the_feature_space_gram_equals_the_basis_jets_gram() {
+    let m = solved_model(NARROW, 3);
+    assert!(
+        coefficients(&*solved_model(SOLVED, 3))
+            .gradient_gram(
+                &mut Graph::inference(&dev()),
+                &mat(vec![0.0; D], 1, D),
+                None
+            )
+            .is_none(),
+        "as many features as inputs or more: the basis jets"
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let x = randn(&mut rng, 7 * D);
+    let extra = randn(&mut rng, 7 * D);
+    for extra in [None, Some(&extra[..])] {
+        let (fast, fast_grad) = weighted_gram(&*m, &x, extra, true);
+        let (jets, jets_grad) = weighted_gram(&*m, &x, extra, false);
+        let scale = jets.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+        assert!(scale > 1e-3, "a vanishing Gram tests nothing");
+        for (k, (a, b)) in fast.iter().zip(&jets).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-9 * scale,
+                "entry {k} (extra: {}): {a} vs {b}",
+                extra.is_some()
+            );
+        }
+        for (p, (ga, gb)) in fast_grad.iter().zip(&jets_grad).enumerate() {
+            let gscale = gb.iter().fold(0.0f64, |a, v| a.max(v.abs())).max(1e-12);
+            for (k, (a, b)) in ga.iter().zip(gb).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-8 * gscale,
+                    "∂/∂ parameter {p}[{k}] (extra: {}): {a} vs {b}",
+                    extra.is_some()
+                );
+            }
+        }
     }
 }

@@ -218,12 +218,19 @@ impl Mlp {
     /// The vector–Jacobian product `out_grad · ∂y/∂x` (`n × in`) for the
     /// forward pass that filled `cache` (with `keep ≥ 1`), as tape-tracked
     /// ops, so losses may use the full input gradient and still be
-    /// differentiated in θ.
+    /// differentiated in θ. `out_grad` may also stack `m` blocks of
+    /// cotangents (`m·n × out`, block-major): `m` products at once
+    /// (`m·n × in`), all at the cached points.
     pub fn vjp(&self, g: &mut Graph, cache: &MlpCache, out_grad: &Mat) -> Mat {
         let mut gcur = out_grad.clone();
         for (i, layer) in self.layers.iter().enumerate().rev() {
             if self.activated(i) {
-                gcur = g.mul(&gcur, cache.f1(i));
+                let slope = cache.f1(i);
+                gcur = if gcur.rows() == slope.rows() {
+                    g.mul(&gcur, slope)
+                } else {
+                    g.mul_blocks(&gcur, slope)
+                };
             }
             gcur = g.matmul_t(&gcur, &layer.weight.value);
         }

@@ -26,7 +26,10 @@
 //! estimates are written backward by hand with the core's graph ops
 //! (`∇_φ` of the kernel sum is `Σ_l b_l (φ − φ(z_l))`). Every evaluation
 //! goes through a view [`DkefAt`] of the model at some `α`: the stored one,
-//! or the one a training step solved.
+//! or the one a training step solved. For inputs wider than the features,
+//! the closed form's gradient Gram is formed in feature space (`gram`).
+
+mod gram;
 
 use std::sync::Arc;
 
@@ -222,6 +225,11 @@ impl Dkef {
             log10_ridge,
             kernel_cols: (0..k).map(|i| Arc::from(vec![i])).collect(),
         }
+    }
+
+    /// The width `F` of the features `φ(x)`.
+    fn feature_count(&self) -> usize {
+        self.phi.output_dim()
     }
 
     /// The model at its stored coefficients.
@@ -524,6 +532,10 @@ impl LinearCoefficients for Dkef {
     }
     fn set_coefficients(&mut self, dev: &Device, alpha: &[f64]) {
         self.alpha.value = dev.mat(alpha, alpha.len(), 1);
+    }
+    fn gradient_gram(&self, g: &mut Graph, x: &Mat, extra: Option<&Mat>) -> Option<(Mat, Mat)> {
+        self.prefers_feature_space_gram(x.cols())
+            .then(|| self.feature_space_gram(g, x, extra))
     }
 }
 
