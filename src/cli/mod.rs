@@ -12,12 +12,13 @@
 //! `clap` into one [`Command`], checks the plugin registry (a name
 //! registered twice is an error before anything runs), and hands the
 //! command to its own module
-//! (`run`, `check`/`list`, `score`, `sample`, `sweep`/`report`, `bench`), each of which
+//! (`run`, `check`/`list`, `evaluate`, `score`, `sample`, `sweep`/`report`, `bench`), each of which
 //! calls the library and prints its result. An error goes to stderr with a
 //! non-zero exit status.
 
 mod bench;
 mod check;
+mod evaluate;
 mod resume;
 mod run;
 mod sample;
@@ -48,6 +49,10 @@ pub enum Command {
     Check(check::CheckArgs),
     /// List every registered task, model, objective and projection.
     List,
+    /// Evaluate a run's best (or last) checkpoint on the test (or
+    /// validation) split, as the run's own test evaluation does; for runs
+    /// that stopped without test metrics, e.g. after diverging.
+    Evaluate(evaluate::EvaluateArgs),
     /// Print a trained model's score at each row of a CSV file, as CSV (in
     /// the data's own units; --internal for the model's coordinates).
     Score(score::ScoreArgs),
@@ -109,6 +114,7 @@ pub fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Resume(a) => resume::resume(a),
         Command::Check(a) => check::check(a),
         Command::List => check::list(),
+        Command::Evaluate(a) => evaluate::evaluate(a),
         Command::Score(a) => score::score(a),
         Command::Sample(a) => sample::sample(a),
         Command::Sweep(a) => sweep::sweep(a),
