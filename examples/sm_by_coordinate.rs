@@ -19,8 +19,11 @@
 //! forward jet per coordinate); the terms are summed per group on the host.
 //!
 //! ```text
-//! cargo run --release --example sm_by_coordinate -- EXPERIMENT --checkpoint FILE [--split val|test] [--points N]
+//! cargo run --release --example sm_by_coordinate -- EXPERIMENT --checkpoint FILE [--split val|test] [--points N] [--below Y]
 //! ```
+//! `--below Y` groups the coordinates at or below `Y` against all others
+//! instead (e.g. the cells of the zero pixels under the squeeze, whose
+//! hard edge is at `logit(α)`).
 
 use std::path::PathBuf;
 
@@ -38,6 +41,7 @@ struct Args {
     checkpoint: Option<PathBuf>,
     split: Split,
     points: usize,
+    below: Option<f64>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -47,6 +51,7 @@ fn parse_args() -> anyhow::Result<Args> {
         checkpoint: None,
         split: Split::Test,
         points: 200,
+        below: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -67,6 +72,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.points = value("--points")?.parse()?;
                 anyhow::ensure!(args.points >= 1, "--points must be ≥ 1");
             }
+            "--below" => args.below = Some(value("--below")?.parse()?),
             other if other.starts_with("--") => anyhow::bail!("unknown flag {other}"),
             other => experiment = Some(PathBuf::from(other)),
         }
@@ -118,7 +124,13 @@ fn main() -> anyhow::Result<()> {
         let ds = t.trace.to_host();
         for p in 0..n {
             let v = x[p * dim + i];
-            let k = if v == lo {
+            let k = if let Some(y) = args.below {
+                if v <= y {
+                    0
+                } else {
+                    2
+                }
+            } else if v == lo {
                 0
             } else if v == hi {
                 1
@@ -162,12 +174,22 @@ fn main() -> anyhow::Result<()> {
         "\n| coordinates | share of coordinates | SM loss per point | ∂sᵢ/∂xᵢ part | ½sᵢ² part |"
     );
     println!("|---|---|---|---|---|");
-    let names = [
-        format!("at the smallest value {lo:.4}"),
-        format!("at the largest value {hi:.4}"),
-        "all others".to_string(),
-    ];
+    let names = match args.below {
+        Some(y) => [
+            format!("at or below {y}"),
+            String::new(),
+            "all others".into(),
+        ],
+        None => [
+            format!("at the smallest value {lo:.4}"),
+            format!("at the largest value {hi:.4}"),
+            "all others".into(),
+        ],
+    };
     for (name, g) in names.iter().zip(&groups) {
+        if name.is_empty() {
+            continue;
+        }
         println!(
             "| {name} | {:.1} % | {:.2} | {:.2} | {:.2} |",
             100.0 * g.coordinates as f64 / (n * dim) as f64,
