@@ -229,8 +229,17 @@ fn cuda_and_needs_data_experiment_files_parse() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
     let mut count = 0;
     for sub in ["cuda", "needs-data"] {
+        // The files of the folder and of its subfolders (one level).
+        let mut paths = Vec::new();
         for entry in std::fs::read_dir(root.join(sub)).unwrap() {
             let path = entry.unwrap().path();
+            if path.is_dir() {
+                paths.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            } else {
+                paths.push(path);
+            }
+        }
+        for path in paths {
             let text = std::fs::read_to_string(&path).unwrap();
             let exp: Experiment =
                 ron::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -258,6 +267,7 @@ fn every_experiment_file_serializes_back_to_an_equal_experiment() {
     for dir in [
         root.clone(),
         root.join("needs-data"),
+        root.join("needs-data/nice_mnist_squeeze"),
         root.join("alpha-trained"),
     ] {
         let Ok(entries) = std::fs::read_dir(&dir) else {
