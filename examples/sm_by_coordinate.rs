@@ -31,9 +31,8 @@ use slicedscore::autodiff::Graph;
 use slicedscore::experiment::Experiment;
 use slicedscore::model::ModelSlot;
 use slicedscore::objective::exact_sm_per_point;
+use slicedscore::run_loader::load_checkpoint_into;
 use slicedscore::task::Split;
-use slicedscore::train::checkpoint::Checkpoint;
-use slicedscore::train::step::checkpointed;
 
 /// Command-line settings.
 struct Args {
@@ -95,9 +94,7 @@ fn main() -> anyhow::Result<()> {
     let exp = Experiment::load(&args.experiment)?;
     let mut built = exp.build()?;
     if let Some(path) = &args.checkpoint {
-        let ckpt = Checkpoint::read(path)?;
-        let dev = built.dev.clone();
-        ckpt.load_params(&dev, &mut checkpointed(&mut built.model, &mut *built.task))?;
+        load_checkpoint_into(&mut built, path)?;
     }
     let ModelSlot::Trained(model) = &built.model else {
         anyhow::bail!("the experiment's model is not trained by an objective");

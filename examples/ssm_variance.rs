@@ -26,8 +26,7 @@ use slicedscore::nn::module::trainable_values;
 use slicedscore::objective::{exact_sm_loss, LossContext, Objective};
 use slicedscore::projection::Projection;
 use slicedscore::registry::{Component, ObjectiveConfig, ProjectionConfig};
-use slicedscore::train::checkpoint::Checkpoint;
-use slicedscore::train::step::checkpointed;
+use slicedscore::run_loader::load_checkpoint_into;
 
 /// Command-line settings.
 struct Args {
@@ -107,9 +106,7 @@ fn main() -> anyhow::Result<()> {
     let exp = Experiment::load(&args.experiment)?;
     let mut built = exp.build()?;
     if let Some(path) = &args.checkpoint {
-        let ckpt = Checkpoint::read(path)?;
-        let dev = built.dev.clone();
-        ckpt.load_params(&dev, &mut checkpointed(&mut built.model, &mut *built.task))?;
+        load_checkpoint_into(&mut built, path)?;
     }
     let dim = built.task.dim();
     let rows = exp.batch_size;

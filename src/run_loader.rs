@@ -20,12 +20,13 @@ use crate::autodiff::Graph;
 use crate::data_map::{DataMap, UnitsError};
 use crate::device::{Device, Precision};
 use crate::error::ExperimentError;
-use crate::experiment::Experiment;
+use crate::experiment::{Built, Experiment};
 use crate::model::ScoreModel;
 use crate::model::{ModelSlot, FITTED_SAMPLES};
 use crate::run_data::{RunData, RunDataError};
 use crate::task::Task;
 use crate::train::checkpoint::{Checkpoint, CheckpointError};
+use crate::train::step::checkpointed;
 use crate::train::{BEST_CHECKPOINT, EXPERIMENT_COPY, LAST_CHECKPOINT};
 
 /// Which checkpoint of a run to load.
@@ -133,6 +134,16 @@ pub fn load_task(run_dir: &Path) -> Result<Box<dyn Task>, LoadError> {
         source,
     })?;
     Ok(built.task)
+}
+
+/// Loads the checkpoint at `path` into a built experiment's model and task
+/// (autoencoder tasks keep their own networks in it), as the training loop
+/// restores its best checkpoint; returns the checkpoint's step.
+pub fn load_checkpoint_into(built: &mut Built, path: &Path) -> Result<usize, CheckpointError> {
+    let ckpt = Checkpoint::read(path)?;
+    let dev = built.dev.clone();
+    ckpt.load_params(&dev, &mut checkpointed(&mut built.model, &mut *built.task))?;
+    ckpt.metadata_usize("step")
 }
 
 /// Loads the model of the run in `run_dir` from its `which` checkpoint.

@@ -18,10 +18,8 @@ use clap::{Args, ValueEnum};
 
 use super::score::CheckpointArg;
 use crate::error::ExperimentError;
-use crate::run_loader::{load_experiment, Which};
+use crate::run_loader::{load_checkpoint_into, load_experiment, Which};
 use crate::task::Split;
-use crate::train::checkpoint::Checkpoint;
-use crate::train::step::checkpointed;
 use crate::train::{BEST_CHECKPOINT, EXPERIMENT_COPY, LAST_CHECKPOINT};
 
 /// A held-out split.
@@ -58,11 +56,9 @@ pub fn evaluate(a: EvaluateArgs) -> anyhow::Result<()> {
         Which::Best => BEST_CHECKPOINT,
         Which::Last => LAST_CHECKPOINT,
     });
-    let ckpt = Checkpoint::read(&file)?;
-    let step = ckpt.metadata_usize("step")?;
-    let dev = built.dev.clone();
-    ckpt.load_params(&dev, &mut checkpointed(&mut built.model, &mut *built.task))
+    let step = load_checkpoint_into(&mut built, &file)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let dev = built.dev.clone();
     let (split, prefix) = match a.split {
         SplitArg::Test => (Split::Test, "test"),
         SplitArg::Val => (Split::Validation, "val"),
