@@ -79,7 +79,7 @@ fn quadrature_log_marginal(dec: &Decoder, x: &[f64]) -> f64 {
     let h = (hi - lo) / (m - 1) as f64;
     let z: Vec<f64> = (0..m).map(|i| lo + i as f64 * h).collect();
     let rows: Vec<f64> = (0..m).flat_map(|_| x.iter().copied()).collect();
-    let (ll, _) = dec.log_likelihood_and_grad(&dev(), &z, &rows, m);
+    let (ll, _) = dec.log_likelihood_and_grad(&dev(), &z, &dev().mat(&rows, m, x.len()), m);
     let terms: Vec<f64> = ll
         .iter()
         .zip(&z)

@@ -8,6 +8,8 @@
 //! `log p̂(x)` per image with its effective sample size. The metrics are
 //! means over the images, in nats per image.
 
+use std::cell::RefCell;
+
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -15,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ais::{self, AisConfig, LogTarget};
 use crate::autodiff::Graph;
-use crate::device::{self, Device};
+use crate::device::{self, Device, Mat};
 use crate::error::{require_at_least, ConfigError};
 use crate::image_data::grid::{legible_factor, tile_grid, upscale};
 use crate::task::{Artifact, Metrics};
@@ -85,6 +87,9 @@ pub struct DecoderTarget<'a> {
     x: &'a [f64],
     data_dim: usize,
     latent: usize,
+    /// The images repeated once per chain, on the device, with the row count
+    /// they were built for (AIS calls with the same rows every step).
+    tiled: RefCell<Option<(usize, Mat)>>,
 }
 
 impl<'a> DecoderTarget<'a> {
@@ -102,6 +107,28 @@ impl<'a> DecoderTarget<'a> {
             x,
             data_dim,
             latent,
+            tiled: RefCell::new(None),
+        }
+    }
+
+    /// The images matched to `n` chain rows (`n / points` consecutive rows
+    /// per image), built on the device once per row count.
+    fn tiled_images(&self, n: usize) -> Mat {
+        let mut cached = self.tiled.borrow_mut();
+        match cached.as_ref() {
+            Some((rows, mat)) if *rows == n => mat.clone(),
+            _ => {
+                let d = self.data_dim;
+                let per = n / self.num_points();
+                let mut rows = Vec::with_capacity(n * d);
+                for r in 0..n {
+                    let i = r / per;
+                    rows.extend_from_slice(&self.x[i * d..(i + 1) * d]);
+                }
+                let mat = self.dev.mat(&rows, n, d);
+                *cached = Some((n, mat.clone()));
+                mat
+            }
         }
     }
 }
@@ -116,14 +143,10 @@ impl LogTarget for DecoderTarget<'_> {
     }
 
     fn log_prob_and_grad(&self, z: &[f64], n: usize) -> (Vec<f64>, Vec<f64>) {
-        let d = self.data_dim;
-        let per = n / self.num_points();
-        let mut rows = Vec::with_capacity(n * d);
-        for r in 0..n {
-            let i = r / per;
-            rows.extend_from_slice(&self.x[i * d..(i + 1) * d]);
-        }
-        let (mut lp, mut grad) = self.decoder.log_likelihood_and_grad(self.dev, z, &rows, n);
+        let images = self.tiled_images(n);
+        let (mut lp, mut grad) = self
+            .decoder
+            .log_likelihood_and_grad(self.dev, z, &images, n);
         let l = self.latent;
         for r in 0..n {
             let zr = &z[r * l..(r + 1) * l];

@@ -239,35 +239,27 @@ impl Decoder {
         g.sum_cols(&diff)
     }
 
-    /// Host-side `log p(x_r | z_r)` per row and its gradient in `z`
-    /// (`m × latent`), for `x` rows matched to `z` rows, on an inference
-    /// graph (no tape): `∇_z = J_aᵀ (x − σ(a))`.
+    /// `log p(x_r | z_r)` per row and its gradient in `z` (`m × latent`),
+    /// for the binary images `x` (`m × D`, on the device, rows matched to
+    /// `z`'s), on an inference graph (no tape): `∇_z = J_aᵀ (x − σ(a))`.
+    /// The Bernoulli terms and the residual stay on the device (vectorised in
+    /// the device's precision); only the row sums and the gradient come back.
     pub fn log_likelihood_and_grad(
         &self,
         dev: &Device,
         z: &[f64],
-        x: &[f64],
+        x: &Mat,
         m: usize,
     ) -> (Vec<f64>, Vec<f64>) {
         let latent = self.net.input_dim();
-        let d = self.net.output_dim();
         let mut g = Graph::inference(dev);
         let zm = g.constant(z.to_vec(), m, latent);
         let (out, cache) = self.net.jet_cached(&mut g, Jet::value(zm), 1);
-        let a = out.value.to_host();
-        let mut ll = vec![0.0; m];
-        let mut resid = vec![0.0; m * d];
-        for r in 0..m {
-            let mut s = 0.0;
-            for j in 0..d {
-                let (av, xv) = (a[r * d + j], x[r * d + j]);
-                s += xv * av - softplus(av);
-                resid[r * d + j] = xv - sigmoid(av);
-            }
-            ll[r] = s;
-        }
-        let rm = g.constant(resid, m, d);
-        let grad = self.net.vjp(&mut g, &cache, &rm).to_host();
+        let logits = &out.value;
+        let ll = Self::log_likelihood(&mut g, logits, x).to_host();
+        let p = g.sigmoid(logits);
+        let resid = g.sub(x, &p);
+        let grad = self.net.vjp(&mut g, &cache, &resid).to_host();
         (ll, grad)
     }
 }
