@@ -452,3 +452,50 @@ fn exact_sm_in_chunks_of_directions_equals_one_pass_in_value_and_gradient() {
         );
     }
 }
+
+/// `Mlp::forward_joined` (the implicit encoder's `k` noise draws per image,
+/// the image's first-layer product taken once) equals the plain forward
+/// pass on the joined rows, in values and in every parameter's gradient.
+#[test]
+fn joined_forward_equals_the_forward_of_the_joined_rows() {
+    let (n, k, p, q) = (3, 4, 5, 2);
+    let mlp = Mlp::new(
+        &dev(),
+        &[p + q, 6, 3],
+        Activation::Tanh,
+        &mut ChaCha8Rng::seed_from_u64(8),
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let shared = randn(&mut rng, n * p);
+    let own = randn(&mut rng, n * k * q);
+    let weights = randn(&mut rng, n * k * 3);
+    let mut joined = Vec::with_capacity(n * k * (p + q));
+    for r in 0..n * k {
+        let i = r / k;
+        joined.extend_from_slice(&shared[i * p..(i + 1) * p]);
+        joined.extend_from_slice(&own[r * q..(r + 1) * q]);
+    }
+    let run = |joined_path: bool| -> (Vec<f64>, Vec<Vec<f64>>) {
+        let params = trainable_values(&mlp);
+        let refs: Vec<_> = params.iter().collect();
+        let mut g = Graph::tracking(&dev(), &refs);
+        let y = if joined_path {
+            let (s, o) = (mat(shared.clone(), n, p), mat(own.clone(), n * k, q));
+            mlp.forward_joined(&mut g, &s, &o, k)
+        } else {
+            mlp.forward(&mut g, &mat(joined.clone(), n * k, p + q))
+        };
+        let w = mat(weights.clone(), n * k, 3);
+        let weighted = g.mul(&y, &w);
+        let loss = g.sum_all(&weighted);
+        let grads = g.backward(&loss).iter().map(|m| m.to_host()).collect();
+        (y.to_host(), grads)
+    };
+    let (y_plain, g_plain) = run(false);
+    let (y_joined, g_joined) = run(true);
+    assert_close(&y_joined, &y_plain, 1e-12, 1e-12, "joined forward values");
+    assert_eq!(g_joined.len(), g_plain.len());
+    for (a, b) in g_joined.iter().zip(&g_plain) {
+        assert_close(a, b, 1e-12, 1e-12, "joined forward ∇θ");
+    }
+}

@@ -200,12 +200,22 @@ impl Mlp {
     /// need: `keep = 0` nothing beyond the jet's own order, `1` the slopes
     /// (for [`Mlp::vjp`]), `2` also the curvatures (for [`Mlp::curvature`]).
     pub fn jet_cached(&self, g: &mut Graph, x: Jet, keep: usize) -> (Jet, MlpCache) {
+        let first = &self.layers[0];
+        let a = x.affine(g, &first.weight.value, &first.bias.value);
+        self.from_first_preactivation(g, a, keep)
+    }
+
+    /// The rest of a forward pass from the first layer's pre-activation.
+    fn from_first_preactivation(&self, g: &mut Graph, a: Jet, keep: usize) -> (Jet, MlpCache) {
         let mut cache = MlpCache::default();
-        let mut h = x;
+        let mut a = a;
+        let mut h = a.clone();
         for (i, layer) in self.layers.iter().enumerate() {
-            let a = h.affine(g, &layer.weight.value, &layer.bias.value);
+            if i > 0 {
+                a = h.affine(g, &layer.weight.value, &layer.bias.value);
+            }
             if !self.activated(i) {
-                h = a;
+                h = a.clone();
                 continue;
             }
             let (y, slopes) = a.activate(g, self.activation, keep);
@@ -213,6 +223,37 @@ impl Mlp {
             h = y;
         }
         (h, cache)
+    }
+
+    /// Plain forward pass of the `n·k` joined rows `[s_i, o_r]`: row
+    /// `r = i·k + j` joins row `i` of `shared` (`n × p`) to row `r` of `own`
+    /// (`n·k × q`, `p + q` the input width). The joined rows are never
+    /// formed: the first layer multiplies `shared` once per row (`n` rows,
+    /// not `n·k`) and repeats the product, so `k` draws of noise per image
+    /// cost one product with the image. Same values as [`Mlp::forward`] on
+    /// the joined rows, up to rounding.
+    ///
+    /// # Panics
+    /// When `p + q` is not the input width or `own` has not `n·k` rows.
+    pub fn forward_joined(&self, g: &mut Graph, shared: &Mat, own: &Mat, k: usize) -> Mat {
+        let first = &self.layers[0];
+        let (p, q, n) = (shared.cols(), own.cols(), shared.rows());
+        assert_eq!(p + q, self.input_dim(), "joined input width");
+        assert_eq!(own.rows(), n * k, "own rows = shared rows × k");
+        let w_shared = g.row_block(&first.weight.value, 0, p);
+        let w_own = g.row_block(&first.weight.value, p, q);
+        let per_shared = g.matmul(shared, &w_shared);
+        let mut repeat = vec![0.0; n * k * n];
+        for i in 0..n {
+            for j in 0..k {
+                repeat[(i * k + j) * n + i] = 1.0;
+            }
+        }
+        let repeat = g.constant(repeat, n * k, n);
+        let repeated = g.matmul(&repeat, &per_shared);
+        let own_part = g.affine(own, &w_own, &first.bias.value);
+        let a = g.add(&repeated, &own_part);
+        self.from_first_preactivation(g, Jet::value(a), 0).0.value
     }
 
     /// The vector–Jacobian product `out_grad · ∂y/∂x` (`n × in`) for the

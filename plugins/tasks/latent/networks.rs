@@ -152,6 +152,16 @@ impl Encoder {
     ) -> Codes {
         let d = self.data_dim;
         match self.kind {
+            EncoderKind::Implicit { .. } if k > 1 && self.noise > 0 => {
+                // k codes per image: the image's product with the first
+                // layer once, not k times (same draws, same values).
+                let images = g.constant(x[..n * d].to_vec(), n, d);
+                let eps = g.constant(normal(rng, n * k * self.noise), n * k, self.noise);
+                Codes {
+                    z: self.net.forward_joined(g, &images, &eps, k),
+                    gaussian: None,
+                }
+            }
             EncoderKind::Implicit { .. } => {
                 let width = d + self.noise;
                 let mut input = Vec::with_capacity(n * k * width);
