@@ -202,11 +202,11 @@ impl Mlp {
     pub fn jet_cached(&self, g: &mut Graph, x: Jet, keep: usize) -> (Jet, MlpCache) {
         let first = &self.layers[0];
         let a = x.affine(g, &first.weight.value, &first.bias.value);
-        self.from_first_preactivation(g, a, keep)
+        self.rest_after_first_affine(g, a, keep)
     }
 
     /// The rest of a forward pass from the first layer's pre-activation.
-    fn from_first_preactivation(&self, g: &mut Graph, a: Jet, keep: usize) -> (Jet, MlpCache) {
+    fn rest_after_first_affine(&self, g: &mut Graph, a: Jet, keep: usize) -> (Jet, MlpCache) {
         let mut cache = MlpCache::default();
         let mut a = a;
         let mut h = a.clone();
@@ -253,7 +253,7 @@ impl Mlp {
         let repeated = g.matmul(&repeat, &per_shared);
         let own_part = g.affine(own, &w_own, &first.bias.value);
         let a = g.add(&repeated, &own_part);
-        self.from_first_preactivation(g, Jet::value(a), 0).0.value
+        self.rest_after_first_affine(g, Jet::value(a), 0).0.value
     }
 
     /// The vector–Jacobian product `out_grad · ∂y/∂x` (`n × in`) for the
