@@ -243,13 +243,7 @@ impl Mlp {
         let w_shared = g.row_block(&first.weight.value, 0, p);
         let w_own = g.row_block(&first.weight.value, p, q);
         let per_shared = g.matmul(shared, &w_shared);
-        let mut repeat = vec![0.0; n * k * n];
-        for i in 0..n {
-            for j in 0..k {
-                repeat[(i * k + j) * n + i] = 1.0;
-            }
-        }
-        let repeat = g.constant(repeat, n * k, n);
+        let repeat = repeat_each(g, n, k);
         let repeated = g.matmul(&repeat, &per_shared);
         let own_part = g.affine(own, &w_own, &first.bias.value);
         let a = g.add(&repeated, &own_part);
@@ -303,4 +297,16 @@ impl Mlp {
         }
         c
     }
+}
+
+/// The `n·k × n` 0/1 matrix whose product with an `n`-row matrix repeats
+/// each row `k` times in place.
+pub fn repeat_each(g: &Graph, n: usize, k: usize) -> Mat {
+    let mut r = vec![0.0; n * k * n];
+    for i in 0..n {
+        for j in 0..k {
+            r[(i * k + j) * n + i] = 1.0;
+        }
+    }
+    g.constant(r, n * k, n)
 }

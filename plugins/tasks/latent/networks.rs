@@ -16,6 +16,7 @@ use crate::autodiff::{Graph, Jet};
 use std::sync::Arc;
 
 use crate::device::{Device, Mat};
+use crate::nn::mlp::repeat_each;
 use crate::nn::{Activation, Mlp};
 
 /// The encoder `q(z | x)`, as written in RON.
@@ -197,18 +198,6 @@ impl Encoder {
             }
         }
     }
-}
-
-/// The `n·k × n` 0/1 matrix whose product with an `n`-row matrix repeats
-/// each row `k` times in place.
-pub fn repeat_each(g: &Graph, n: usize, k: usize) -> Mat {
-    let mut r = vec![0.0; n * k * n];
-    for i in 0..n {
-        for j in 0..k {
-            r[(i * k + j) * n + i] = 1.0;
-        }
-    }
-    g.constant(r, n * k, n)
 }
 
 /// `p(x | z)`: an MLP from codes to Bernoulli logits.
